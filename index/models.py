@@ -1,0 +1,83 @@
+"""Records that cross the index boundary: documents, chunks, build parameters and the manifest."""
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+FORMAT_VERSION = 1
+
+
+class Span(BaseModel):
+    """A half-open character range [start, end) in a document's original text."""
+
+    start: int
+    end: int
+
+
+class Document(BaseModel):
+    """One source file: its original text, the ranges cleaning hides, and metadata found in it."""
+
+    doc: str = Field(description="path relative to the corpus root")
+    text: str = Field(description="the file's text, decoded as UTF-8 with newlines untouched")
+    hidden: list[Span] = Field(default_factory=list, description="scrape artifacts: never shown, never searched")
+    markup: list[Span] = Field(default_factory=list, description="formatting marks hidden from scoring only")
+    title: str | None = None
+    date: str | None = None
+    author: str | None = None
+
+
+class Chunk(BaseModel):
+    """A passage of a few sentences; `text == document.text[start:end]`."""
+
+    id: int
+    doc: str
+    start: int
+    end: int
+    text: str
+    search_text: str = Field(description="text with markup blanked, what BM25 and embeddings see")
+    line_start: int = Field(description="1-based line of `start`")
+    sentences: list[tuple[int, int]] = Field(description="sentence ranges inside the chunk, in file offsets")
+    hash: str = Field(description="hash of search_text, the key of the embedding cache")
+
+
+class ChunkParams(BaseModel):
+    """How documents are cut into passages."""
+
+    max_chars: int = 500
+    overlap_sentences: int = 1
+
+
+class BM25Params(BaseModel):
+    """BM25+ parameters (rank_bm25.BM25Plus defaults)."""
+
+    k1: float = 1.5
+    b: float = 0.75
+    delta: float = 1.0
+
+
+class SourceFile(BaseModel):
+    """A corpus file as it was when indexed."""
+
+    doc: str
+    size: int
+    mtime_ns: int
+    sha256: str
+    title: str | None = None
+    date: str | None = None
+    author: str | None = None
+    chunks: int = 0
+    skipped: str | None = Field(default=None, description="why the file was not indexed, if it was not")
+
+
+class Manifest(BaseModel):
+    """What an index was built from and how; compared against the corpus before every use."""
+
+    format_version: int = FORMAT_VERSION
+    corpus_root: str
+    model_name: str
+    model_dim: int
+    chunking: ChunkParams
+    bm25: BM25Params
+    files: list[SourceFile]
+    num_chunks: int
+    built_at: str
+    build_seconds: float

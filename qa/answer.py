@@ -1,0 +1,183 @@
+"""The one path every caller takes: open a fresh index, then answer(question) -> Answer."""
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+
+from index.bm25 import tokenize
+from index.store import Index, IndexCorrupt, Progress, Warn, build_index, load_index, scan_corpus, stale_reason
+
+from .extract import answer_type, extract_answer
+from .models import Answer, AnswerGroup, Citation, Passage
+from .retrieve import cosine, retrieve
+from .rerank import rerank
+from .settings import Settings
+
+NO_ANSWER = "no answer found in the documents"
+MAX_PER_DOC = 2
+
+
+class QAError(Exception):
+    """A problem the user can fix (bad question, bad path); the CLI prints it as one line."""
+
+
+class CorpusError(QAError):
+    """The corpus paths given cannot be read."""
+
+
+def open_index(settings: Settings, progress: Progress | None = None, warn: Warn | None = None,
+               rebuild: bool = False) -> Index:
+    """The index for settings.corpus, built or rebuilt first when missing, stale or corrupt."""
+    from index.ingest import IngestError
+
+    index_dir = settings.resolved_index_dir()
+    try:
+        root, files = scan_corpus(settings.corpus)
+    except IngestError as exc:
+        raise CorpusError(str(exc)) from None
+    reason = "rebuild requested" if rebuild else None
+    index = None
+    if not rebuild:
+        try:
+            index = load_index(index_dir)
+        except IndexCorrupt as exc:
+            reason = f"index at {index_dir} is corrupt ({exc}); rebuilding"
+        if index is not None:
+            reason = stale_reason(index.manifest, root, files, settings.chunking, settings.bm25)
+            if reason is None:
+                return index
+        elif reason is None:
+            reason = f"no index at {index_dir}; building it"
+    if warn and reason:
+        warn(reason)
+    try:
+        index, _ = build_index(settings.corpus, index_dir, settings.chunking, settings.bm25, progress, warn)
+    except IngestError as exc:
+        raise CorpusError(str(exc)) from None
+    except OSError as exc:
+        raise QAError(f"cannot write index at {index_dir}: {exc.strerror or exc}") from None
+    return index
+
+
+def _term_weights(index: Index, question: str) -> dict[str, float]:
+    weights = {}
+    for tok in tokenize(question):
+        t = index.bm25.vocab.get(tok)
+        weights[tok] = index.bm25.idf(t) if t is not None else 0.0
+    return weights
+
+
+def _normalise_answer(s: str) -> str:
+    return re.sub(r"[^\w]+", " ", s.lower()).strip()
+
+
+def answer(question: str, index: Index, settings: Settings, query: str | None = None) -> Answer:
+    """Answer one question from the index with cited verbatim passages (or abstain).
+
+    `query` is what to search when it differs from the question (an expanded follow-up).
+    """
+    t0 = time.perf_counter()
+    question = question.strip()
+    if not question:
+        raise QAError("empty question")
+    search = (query or question).strip()
+    hits = retrieve(index, search, settings.mode, settings.candidates, settings.fusion, settings.dense_weight,
+                    settings.rrf_k, settings.query_encoder)
+    reranked = settings.rerank and bool(hits)
+    if reranked:
+        pool = hits[: settings.rerank_candidates]
+        probs = rerank(search, [index.records[i]["search_text"] for i, _ in pool], settings.rerank_max_tokens)
+        ranked = sorted(zip([i for i, _ in pool], probs.tolist()), key=lambda p: -p[1])
+        confidence = float(ranked[0][1]) if ranked else 0.0
+        threshold = settings.abstain_below
+    else:
+        ranked = hits
+        confidence = max(0.0, cosine(index, search, ranked[0][0], settings.query_encoder)) if ranked else 0.0
+        threshold = settings.abstain_below_no_rerank
+
+    terms = _term_weights(index, search)
+    kind = answer_type(question)
+    passages: list[Passage] = []
+    seen: set[tuple[str, int]] = set()
+    per_doc: dict[str, int] = {}
+    for chunk_id, score in ranked:
+        if len(passages) >= settings.top_k:
+            break
+        chunk = index.chunk(chunk_id)
+        if per_doc.get(chunk.doc, 0) >= MAX_PER_DOC:
+            continue
+        local = [(s - chunk.start, e - chunk.start) for s, e in chunk.sentences]
+        ex = extract_answer(question, chunk.text, local, terms, kind)
+        key = (chunk.doc, ex.start + chunk.start)
+        if key in seen:
+            continue
+        seen.add(key)
+        per_doc[chunk.doc] = per_doc.get(chunk.doc, 0) + 1
+        passages.append(_passage(index, chunk, ex, score, len(passages) + 1))
+
+    answered = bool(passages) and confidence >= threshold
+    supporting = [p for p in passages if not reranked or p.score >= threshold]
+    groups = _groups(supporting) if answered else []
+    return Answer(
+        question=question,
+        answered=answered,
+        confidence=round(confidence, 4),
+        passages=passages,
+        message=None if answered else NO_ANSWER,
+        answer=passages[0].answer if answered and passages else None,
+        groups=groups,
+        disagreement=len(groups) > 1,
+        query=search if search != question else None,
+        mode=settings.mode,
+        reranked=reranked,
+        seconds=round(time.perf_counter() - t0, 4),
+    )
+
+
+def _passage(index: Index, chunk, ex, score: float, rank: int) -> Passage:
+    text = chunk.text[ex.start:ex.end]
+    start = chunk.start + ex.start
+    line_start = chunk.line_start + chunk.text.count("\n", 0, ex.start)
+    source = index.source(chunk.doc)
+    span = None
+    if ex.answer is not None:
+        span = (chunk.start + ex.answer[0], chunk.start + ex.answer[1])
+    return Passage(
+        rank=rank,
+        text=text,
+        answer=chunk.text[ex.answer[0]:ex.answer[1]] if ex.answer else None,
+        answer_start=span[0] if span else None,
+        answer_end=span[1] if span else None,
+        score=round(float(score), 4),
+        citation=Citation(
+            doc=chunk.doc, start=start, end=start + len(text), line_start=line_start,
+            line_end=line_start + text.count("\n"),
+            title=source.title if source else None, date=source.date if source else None,
+            author=source.author if source else None,
+        ),
+        context_start=chunk.start,
+        context_end=chunk.end,
+    )
+
+
+def _groups(passages: list[Passage]) -> list[AnswerGroup]:
+    """Group passages by the answer they give, so agreeing sources sit together and disagreement shows."""
+    groups: dict[str, AnswerGroup] = {}
+    for p in passages:
+        if not p.answer:
+            continue
+        key = _normalise_answer(p.answer)
+        g = groups.get(key)
+        if g is None:
+            groups[key] = AnswerGroup(answer=p.answer, docs=[p.citation.doc], ranks=[p.rank])
+        else:
+            if p.citation.doc not in g.docs:
+                g.docs.append(p.citation.doc)
+            g.ranks.append(p.rank)
+    return list(groups.values())
+
+
+def corpus_path(index: Index, doc: str) -> Path:
+    """Absolute path of a cited document."""
+    return index.corpus_root / doc

@@ -1,0 +1,128 @@
+"""Pick the answering sentence in a passage and, for number/date/name/place questions, the answer span."""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from index.bm25 import tokenize
+
+_NUMBER_WORDS = (r"(?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|thirteen|fourteen|fifteen|"
+                 r"sixteen|seventeen|eighteen|nineteen|twenty|thirty|forty|fifty|sixty|seventy|eighty|ninety|"
+                 r"hundred|thousand|million|billion|half|dozen)")
+_MONTHS = r"(?:January|February|March|April|May|June|July|August|September|October|November|December)"
+PATTERNS = {
+    "number": re.compile(
+        r"\$?\d+(?:[.,]\d+)*(?:\s?[–-]\s?\d+(?:[.,]\d+)*)?(?:\s?(?:%|percent|per cent|billion|million|thousand))?"
+        rf"|\b{_NUMBER_WORDS}(?:[- ]{_NUMBER_WORDS})*\b", re.I),
+    "date": re.compile(
+        rf"\b(?:\d{{1,2}} {_MONTHS}(?: \d{{4}})?|{_MONTHS}(?: \d{{1,2}}(?:st|nd|rd|th)?)?(?:,? \d{{4}})?|"
+        rf"(?:early|mid|late)[- ]{_MONTHS}|(?:1[5-9]|20)\d\d(?:s)?|(?:Monday|Tuesday|Wednesday|Thursday|Friday|"
+        rf"Saturday|Sunday)|Thanksgiving|Christmas)\b"),
+    "name": re.compile(
+        r"\b(?:[A-Z][\w’'.-]*[a-z][\w’'-]*|[A-Z]{2,})(?:\s+(?:of|the|de|van|von|al|bin|for)?\s*"
+        r"(?:[A-Z][\w’'.-]*[a-z][\w’'-]*|[A-Z]{2,}))*"),
+}
+_TYPE_CUES = [
+    ("date", re.compile(r"^\s*when\b|\b(?:what|which) (?:year|date|month|day|decade|century)\b|\bsince when\b|\bby when\b", re.I)),
+    ("number", re.compile(r"\bhow (?:many|much|large|big|long|far|old|high|low|often)\b|\b(?:what|which) (?:\w+ ){0,3}(?:size|number|cap|limit|ceiling|figure|amount|percentage|share|cost|price|total|count|age|strength|range)\b|\bcapped? at\b|\blimited to\b|\bwhat\b.*\bcap\b", re.I)),
+    ("name", re.compile(r"^\s*(?:who|whom|whose)\b|\bwho\b|\b(?:which|what) (?:\w+ ){0,2}(?:person|official|envoy|leader|minister|president|economist|historian|professor|analyst|commentator|author|newspaper|outlet|agency|company|country|city|region|organi[sz]ation|institute|think tank|university|school|body|alliance|group|party|treaty|summit|publication|site|unit|plant|firm|oil giants?|river|sea)\b|^\s*where\b|\bin which (?:city|country|region)\b|\bwhat is the name\b|\bnamed?\b", re.I)),
+]
+_FUNCTION = frozenset("the a an of and in on at to for by with from as is was were be been".split())
+
+
+def answer_type(question: str) -> str | None:
+    """'number', 'date' or 'name' when the question asks for one, else None."""
+    for kind, cue in _TYPE_CUES:
+        if cue.search(question):
+            return kind
+    return None
+
+
+def find_candidates(text: str, kind: str, start: int = 0, end: int | None = None) -> list[tuple[int, int]]:
+    """Ranges in text[start:end] that could answer a question of this kind."""
+    out = []
+    for m in PATTERNS[kind].finditer(text, start, len(text) if end is None else end):
+        s, e = m.start(), m.end()
+        if kind == "name":
+            words = m.group().split()
+            while words and words[-1].lower() in _FUNCTION:
+                e -= len(words.pop()) + 1
+            if not words:
+                continue
+        out.append((s, e))
+    return out
+
+
+@dataclass(frozen=True)
+class Extraction:
+    """The chosen sentence range and, if any, the answer range, both in file offsets."""
+
+    start: int
+    end: int
+    answer: tuple[int, int] | None
+
+
+def _question_terms(question: str) -> set[str]:
+    return set(tokenize(question))
+
+
+def score_sentence(terms: dict[str, float], sentence: str) -> float:
+    """Sum of the weights of the question terms a sentence contains."""
+    return sum(terms.get(t, 0.0) for t in set(tokenize(sentence)))
+
+
+def pick_span(question: str, kind: str, text: str, s_start: int, s_end: int, terms: dict[str, float]) -> tuple[int, int] | None:
+    """The candidate of the right kind nearest to the question's words in the sentence, not already in the question."""
+    q_lower = question.lower()
+    q_tokens = set(tokenize(question))
+    cands = []
+    for s, e in find_candidates(text, kind, s_start, s_end):
+        cand = text[s:e]
+        if cand.lower() in q_lower or (set(tokenize(cand)) and set(tokenize(cand)) <= q_tokens):
+            continue
+        if kind == "name" and not tokenize(cand):
+            continue  # "The", "It": capitalised only because they start a sentence
+        cands.append((s, e))
+    if not cands:
+        return None
+    anchors = []
+    for m in re.finditer(r"[^\W_]+(?:[.,’']\w+)*", text[s_start:s_end]):
+        toks = tokenize(m.group())
+        if toks and toks[0] in terms:
+            anchors.append((s_start + m.start(), terms[toks[0]]))
+    if not anchors:
+        return cands[0]
+
+    def distance(c: tuple[int, int]) -> float:
+        # weighted nearness to important question words, in characters; full names beat single words
+        d = min(abs(((c[0] + c[1]) / 2) - pos) / (1 + w) for pos, w in anchors)
+        return d * (0.5 if kind == "name" and " " in text[c[0]:c[1]] else 1.0)
+
+    return min(cands, key=distance)
+
+
+def extract_answer(question: str, text: str, sentences: list[tuple[int, int]], terms: dict[str, float],
+                   kind: str | None) -> Extraction:
+    """Best sentence of a passage for the question (plus its neighbour when it is very short) and the span in it.
+
+    `text` is the whole file text; sentence ranges and the result are file offsets.
+    """
+    total = sum(terms.values()) or 1.0
+    lexical = [score_sentence(terms, text[s:e]) for s, e in sentences]
+    best_i, best_score = 0, -1.0
+    for i, (s, e) in enumerate(sentences):
+        sc = lexical[i] + (0.3 * lexical[i - 1] if i > 0 else 0.0)  # "It capped ..." leans on the sentence before
+        if kind and pick_span(question, kind, text, s, e, terms) is not None:
+            sc += 0.6 * total
+        if sc > best_score + 1e-9:
+            best_i, best_score = i, sc
+    s, e = sentences[best_i]
+    if e - s < 60 and len(sentences) > 1:
+        if best_i + 1 < len(sentences):
+            e = sentences[best_i + 1][1]
+        else:
+            s = sentences[best_i - 1][0]
+    span = None
+    if kind:
+        span = pick_span(question, kind, text, *sentences[best_i], terms)
+    return Extraction(start=s, end=e, answer=span)

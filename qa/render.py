@@ -1,0 +1,50 @@
+"""Plain-text rendering of answers for the terminal and pipes."""
+from __future__ import annotations
+
+import textwrap
+
+from .models import Answer, Passage
+
+BOLD_YELLOW = "\033[1;33m"
+DIM = "\033[2m"
+BOLD = "\033[1m"
+RESET = "\033[0m"
+
+
+def highlight(passage: Passage, color: bool) -> str:
+    """The passage text with its answer span marked (ANSI on a terminal, **span** otherwise)."""
+    text = passage.text
+    if passage.answer_start is None or passage.answer_end is None:
+        return text
+    s = passage.answer_start - passage.citation.start
+    e = passage.answer_end - passage.citation.start
+    left, right = (BOLD_YELLOW, RESET) if color else ("**", "**")
+    return text[:s] + left + text[s:e] + right + text[e:]
+
+
+def cite(passage: Passage) -> str:
+    c = passage.citation
+    lines = f"{c.line_start}" if c.line_start == c.line_end else f"{c.line_start}-{c.line_end}"
+    extra = " · ".join(x for x in (c.title, c.date) if x)
+    return f"{c.doc}:{lines}" + (f" — {extra}" if extra else "")
+
+
+def render_answer(ans: Answer, color: bool = False, width: int = 100) -> str:
+    """A human-readable answer: verdict, then each cited passage with its span highlighted."""
+    b, d, r = (BOLD, DIM, RESET) if color else ("", "", "")
+    out = [f"{b}Q: {ans.question}{r}"]
+    if ans.query:
+        out.append(f"{d}searched: {ans.query}{r}")
+    if ans.answered:
+        head = f"A: {ans.answer}" if ans.answer else "A: see the passages below"
+        out.append(f"{b}{head}{r}  {d}(confidence {ans.confidence:.2f}){r}")
+        if ans.disagreement:
+            out.append("Sources differ: " + "; ".join(f"{g.answer} ({', '.join(g.docs)})" for g in ans.groups))
+    else:
+        out.append(f"{b}{ans.message}{r}  {d}(confidence {ans.confidence:.2f}); closest passages:{r}")
+    for p in ans.passages:
+        out.append("")
+        out.append(f"[{p.rank}] {cite(p)}  {d}score {p.score:.2f}{r}")
+        body = " ".join(highlight(p, color).split())
+        out.extend(textwrap.wrap(body, width=max(40, width - 4), initial_indent="    ", subsequent_indent="    "))
+    return "\n".join(out)

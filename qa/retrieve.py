@@ -1,0 +1,79 @@
+"""First-stage retrieval: BM25 and dense candidates, fused by a convex combination or reciprocal rank."""
+from __future__ import annotations
+
+import numpy as np
+
+from index import dense
+from index.bm25 import tokenize
+from index.store import Index
+
+
+def normalise_minmax(scores: np.ndarray) -> np.ndarray:
+    """Scale scores to [0, 1]; all-equal scores become 0 (they carry no preference)."""
+    if scores.size == 0:
+        return scores.astype(np.float64)
+    lo, hi = float(scores.min()), float(scores.max())
+    if hi - lo < 1e-12:
+        return np.zeros_like(scores, dtype=np.float64)
+    return (scores - lo) / (hi - lo)
+
+
+def fuse_convex(bm25: np.ndarray, dense_scores: np.ndarray, dense_weight: float) -> np.ndarray:
+    """Convex combination of min-max normalised scores over the same candidates (Bruch et al., TOIS 2023)."""
+    return dense_weight * normalise_minmax(dense_scores) + (1 - dense_weight) * normalise_minmax(bm25)
+
+
+def fuse_rrf(bm25: np.ndarray, dense_scores: np.ndarray, k: int = 60) -> np.ndarray:
+    """Reciprocal rank fusion: sum of 1 / (k + rank), rank 1 being the best score of each list."""
+    def ranks(s: np.ndarray) -> np.ndarray:
+        order = np.argsort(-s, kind="stable")
+        r = np.empty(len(s), dtype=np.float64)
+        r[order] = np.arange(1, len(s) + 1)
+        return r
+
+    return 1.0 / (k + ranks(bm25)) + 1.0 / (k + ranks(dense_scores))
+
+
+def top_indices(scores: np.ndarray, k: int) -> np.ndarray:
+    """Indices of the k highest scores, best first, ties broken by index."""
+    k = min(k, len(scores))
+    if k <= 0:
+        return np.zeros(0, dtype=np.int64)
+    part = np.argpartition(-scores, k - 1)[:k] if k < len(scores) else np.arange(len(scores))
+    return part[np.lexsort((part, -scores[part]))]
+
+
+def query_vector(question: str, encoder_kind: str) -> np.ndarray:
+    return dense.load_encoder(encoder_kind).encode([question])[0]
+
+
+def retrieve(index: Index, question: str, mode: str, candidates: int, fusion: str, dense_weight: float,
+             rrf_k: int, encoder_kind: str = "onnx") -> list[tuple[int, float]]:
+    """Chunk ids with their first-stage scores, best first."""
+    if index.manifest.num_chunks == 0:
+        return []
+    if mode in ("bm25", "hybrid"):
+        bm25_all = index.bm25.scores(tokenize(question))
+    if mode == "bm25":
+        ids = top_indices(bm25_all, candidates)
+        return [(int(i), float(bm25_all[i])) for i in ids if bm25_all[i] > 0 or len(ids) <= candidates]
+    qvec = query_vector(question, encoder_kind)
+    dense_ids, dense_sc = dense.dense_search(index.faiss, qvec, candidates)
+    if mode == "dense":
+        return [(int(i), float(s)) for i, s in zip(dense_ids, dense_sc) if i >= 0]
+    bm25_ids = top_indices(bm25_all, candidates)
+    union = np.unique(np.concatenate([bm25_ids, dense_ids[dense_ids >= 0]]))
+    vecs = np.vstack([index.faiss.reconstruct(int(i)) for i in union])
+    union_dense = vecs @ qvec
+    union_bm25 = bm25_all[union]
+    if fusion == "rrf":
+        fused = fuse_rrf(union_bm25, union_dense, rrf_k)
+    else:
+        fused = fuse_convex(union_bm25, union_dense, dense_weight)
+    order = np.lexsort((union, -fused))[:candidates]
+    return [(int(union[i]), float(fused[i])) for i in order]
+
+
+def cosine(index: Index, question: str, chunk_id: int, encoder_kind: str = "onnx") -> float:
+    """Cosine similarity of the question and one chunk: a calibrated-enough confidence without the reranker."""
+    return float(index.faiss.reconstruct(int(chunk_id)) @ query_vector(question, encoder_kind))

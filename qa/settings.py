@@ -1,0 +1,74 @@
+"""The one home of configuration: defaults that work, overridable by QA_* environment variables and CLI options."""
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from index.models import BM25Params, ChunkParams
+
+REPO_SEEDS = Path(__file__).resolve().parent.parent / "seeds"
+
+
+def default_corpus() -> list[Path]:
+    """./seeds when run from a checkout, else the seeds next to the installed package."""
+    local = Path.cwd() / "seeds"
+    return [local if local.is_dir() else REPO_SEEDS]
+
+
+def cache_home() -> Path:
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "qa-offline"
+
+
+class Settings(BaseSettings):
+    """Every knob of the pipeline. Defaults were chosen with `qa eval seeds/gold.jsonl --compare`."""
+
+    model_config = SettingsConfigDict(env_prefix="QA_", extra="ignore")
+
+    corpus: Annotated[list[Path], NoDecode] = Field(default_factory=default_corpus,
+                                                    description="files or folders to answer from")
+    index_dir: Path | None = Field(default=None, description="default: a folder per corpus under ~/.cache/qa-offline")
+    top_k: int = Field(default=5, ge=1, le=100)
+    mode: Literal["bm25", "dense", "hybrid"] = "hybrid"
+    fusion: Literal["convex", "rrf"] = "convex"
+    dense_weight: float = Field(default=0.5, ge=0.0, le=1.0, description="convex fusion weight of the dense score")
+    rrf_k: int = Field(default=60, ge=1)
+    candidates: int = Field(default=50, ge=1, description="chunks taken from each retriever before fusion")
+    rerank: bool = True
+    rerank_candidates: int = Field(default=20, ge=1)
+    rerank_max_tokens: int = Field(default=256, ge=32, le=512)
+    abstain_below: float = Field(default=0.1, description="answer only when confidence reaches this (reranked)")
+    abstain_below_no_rerank: float = Field(default=0.45, description="the same, when reranking is off")
+    chunk_max_chars: int = Field(default=500, ge=50)
+    chunk_overlap_sentences: int = Field(default=1, ge=0)
+    bm25_k1: float = 1.5
+    bm25_b: float = 0.75
+    bm25_delta: float = 1.0
+    query_encoder: Literal["onnx", "sentence-transformers"] = "onnx"
+
+    @field_validator("corpus", mode="before")
+    @classmethod
+    def _split_paths(cls, value):
+        if isinstance(value, str):
+            return [Path(p) for p in value.split(os.pathsep) if p]
+        return value
+
+    @property
+    def chunking(self) -> ChunkParams:
+        return ChunkParams(max_chars=self.chunk_max_chars, overlap_sentences=self.chunk_overlap_sentences)
+
+    @property
+    def bm25(self) -> BM25Params:
+        return BM25Params(k1=self.bm25_k1, b=self.bm25_b, delta=self.bm25_delta)
+
+    def resolved_index_dir(self) -> Path:
+        """The index folder: explicit, or one per corpus (keyed by its absolute paths) in the user cache."""
+        if self.index_dir is not None:
+            return self.index_dir.expanduser()
+        key = "\n".join(sorted(str(p.expanduser().resolve()) for p in self.corpus))
+        name = self.corpus[0].expanduser().resolve().name or "corpus"
+        return cache_home() / f"{name}-{hashlib.sha1(key.encode()).hexdigest()[:10]}"
