@@ -8,7 +8,7 @@ from pathlib import Path
 from index.bm25 import tokenize
 from index.store import Index, IndexCorrupt, Progress, Warn, build_index, load_index, scan_corpus, stale_reason
 
-from .extract import answer_type, extract_answer
+from .extract import answer_type, extract_answer, unknown_names
 from .models import Answer, AnswerGroup, Citation, Passage
 from .retrieve import cosine, retrieve
 from .rerank import rerank
@@ -16,6 +16,7 @@ from .settings import Settings
 
 NO_ANSWER = "no answer found in the documents"
 MAX_PER_DOC = 2
+UNKNOWN_NAME_PENALTY = 0.1  # confidence factor when the question names something absent from the corpus
 
 
 class QAError(Exception):
@@ -109,13 +110,16 @@ def answer(question: str, index: Index, settings: Settings, query: str | None = 
             continue
         local = [(s - chunk.start, e - chunk.start) for s, e in chunk.sentences]
         ex = extract_answer(question, chunk.text, local, terms, kind)
-        key = (chunk.doc, ex.start + chunk.start)
+        key = (chunk.doc, ex.start + chunk.start)  # overlapping chunks can pick the same sentence
         if key in seen:
             continue
         seen.add(key)
         per_doc[chunk.doc] = per_doc.get(chunk.doc, 0) + 1
         passages.append(_passage(index, chunk, ex, score, len(passages) + 1))
 
+    missing = unknown_names(question, index.bm25.vocab)
+    if missing:
+        confidence *= UNKNOWN_NAME_PENALTY
     answered = bool(passages) and confidence >= threshold
     supporting = [p for p in passages if not reranked or p.score >= threshold]
     groups = _groups(supporting) if answered else []
@@ -136,28 +140,26 @@ def answer(question: str, index: Index, settings: Settings, query: str | None = 
 
 
 def _passage(index: Index, chunk, ex, score: float, rank: int) -> Passage:
-    text = chunk.text[ex.start:ex.end]
-    start = chunk.start + ex.start
-    line_start = chunk.line_start + chunk.text.count("\n", 0, ex.start)
+    """The whole chunk is the cited passage; the best sentence and the answer span are marked inside it."""
     source = index.source(chunk.doc)
     span = None
     if ex.answer is not None:
         span = (chunk.start + ex.answer[0], chunk.start + ex.answer[1])
     return Passage(
         rank=rank,
-        text=text,
+        text=chunk.text,
         answer=chunk.text[ex.answer[0]:ex.answer[1]] if ex.answer else None,
         answer_start=span[0] if span else None,
         answer_end=span[1] if span else None,
+        sentence_start=chunk.start + ex.start,
+        sentence_end=chunk.start + ex.end,
         score=round(float(score), 4),
         citation=Citation(
-            doc=chunk.doc, start=start, end=start + len(text), line_start=line_start,
-            line_end=line_start + text.count("\n"),
+            doc=chunk.doc, start=chunk.start, end=chunk.end, line_start=chunk.line_start,
+            line_end=chunk.line_start + chunk.text.count("\n"),
             title=source.title if source else None, date=source.date if source else None,
             author=source.author if source else None,
         ),
-        context_start=chunk.start,
-        context_end=chunk.end,
     )
 
 

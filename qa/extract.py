@@ -126,3 +126,21 @@ def extract_answer(question: str, text: str, sentences: list[tuple[int, int]], t
     if kind:
         span = pick_span(question, kind, text, *sentences[best_i], terms)
     return Extraction(start=s, end=e, answer=span)
+
+
+def unknown_names(question: str, vocab) -> list[str]:
+    """Names and numbers the question mentions that occur nowhere in the corpus ("Minsk", "2019").
+
+    A question about something the documents never mention cannot be answered from them, however
+    on-topic the rest of it is. Lowercase words are left out: paraphrases use words the text does not.
+    """
+    out = []
+    words = list(re.finditer(r"[^\W_]+(?:[’'.-][^\W_]+)*", question))
+    for i, m in enumerate(words):
+        w = m.group()
+        if not (w[0].isupper() and i > 0) and not any(ch.isdigit() for ch in w):
+            continue
+        toks = tokenize(w)
+        if toks and all(t not in vocab for t in toks):
+            out.append(w)
+    return out

@@ -25,10 +25,10 @@ class Passage(BaseModel):
     answer: str | None = Field(default=None, description="the answer span inside text, when the question asks for one")
     answer_start: int | None = Field(default=None, description="offset of the span in the file")
     answer_end: int | None = None
+    sentence_start: int = Field(description="file offsets of the sentence that best answers, inside text")
+    sentence_end: int
     score: float = Field(description="reranker probability, or fused retrieval score without reranking")
     citation: Citation
-    context_start: int = Field(description="offsets of the surrounding chunk in the file")
-    context_end: int
 
 
 class AnswerGroup(BaseModel):
@@ -61,3 +61,65 @@ class AnswerError(BaseModel):
 
     question: str
     error: str
+
+
+class GoldItem(BaseModel):
+    """One gold question: accepted answers as they occur in the text, supporting docs and one evidence per doc."""
+
+    model_config = {"extra": "allow"}
+
+    id: str
+    question: str = Field(min_length=1)
+    answers: list[str] = Field(default_factory=list, description="empty for an unanswerable question")
+    doc: list[str] = Field(default_factory=list)
+    evidence: list[str] = Field(default_factory=list)
+    type: str | None = None
+    difficulty: str | None = None
+    notes: str | None = None
+
+    @property
+    def answerable(self) -> bool:
+        return bool(self.answers)
+
+
+class ItemResult(BaseModel):
+    """How one gold question fared."""
+
+    id: str
+    question: str
+    answerable: bool
+    answered: bool
+    confidence: float
+    hit_rank: int | None = Field(description="rank of the first passage that counts, within the top 5")
+    doc_recall: float | None = None
+    span_hit: bool | None = None
+    expected: list[str]
+    expected_docs: list[str]
+    got: str | None = Field(default=None, description="the first passage's answer span, else its text")
+    got_citation: str | None = None
+    error: str | None = None
+
+
+class EvalReport(BaseModel):
+    """Retrieval, answer, faithfulness and speed figures for one configuration over a gold set."""
+
+    gold: str
+    config: dict
+    questions: int
+    answerable: int
+    unanswerable: int
+    hit_at_1: float
+    hit_at_3: float
+    hit_at_5: float
+    mrr_at_5: float
+    doc_recall_at_5: float
+    span_hit_at_1: float
+    abstain_precision: float | None
+    abstain_recall: float | None
+    false_abstain_rate: float
+    faithfulness: float
+    unfaithful: list[str] = Field(default_factory=list)
+    errors: int = 0
+    questions_per_second: float
+    seconds: float
+    items: list[ItemResult] = Field(default_factory=list)

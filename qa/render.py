@@ -14,10 +14,14 @@ RESET = "\033[0m"
 def highlight(passage: Passage, color: bool) -> str:
     """The passage text with its answer span marked (ANSI on a terminal, **span** otherwise)."""
     text = passage.text
+    base = passage.citation.start
     if passage.answer_start is None or passage.answer_end is None:
-        return text
-    s = passage.answer_start - passage.citation.start
-    e = passage.answer_end - passage.citation.start
+        if not color:
+            return text
+        s, e = passage.sentence_start - base, passage.sentence_end - base
+        return text[:s] + BOLD + text[s:e] + RESET + text[e:]
+    s = passage.answer_start - base
+    e = passage.answer_end - base
     left, right = (BOLD_YELLOW, RESET) if color else ("**", "**")
     return text[:s] + left + text[s:e] + right + text[e:]
 

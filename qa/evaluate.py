@@ -1,0 +1,281 @@
+"""`qa eval`: run gold questions through the same answer() users get, and score retrieval, answers and faithfulness."""
+from __future__ import annotations
+
+import json
+import random
+import re
+import sys
+import time
+import unicodedata
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from .models import Answer, EvalReport, GoldItem, ItemResult
+
+K = 5
+
+
+class GoldError(Exception):
+    """The gold file is malformed; the message names the line."""
+
+
+def load_gold(path: Path) -> list[GoldItem]:
+    """Parse and validate a gold JSONL file; any bad line is an error naming its number (nothing is dropped)."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        raise GoldError(f"no such gold file: {path}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise GoldError(f"cannot read gold file {path}: {exc}") from None
+    items, seen = [], set()
+    for n, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            item = GoldItem.model_validate_json(line)
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            where = ".".join(map(str, err["loc"])) or "line"
+            raise GoldError(f"{path}:{n}: {where}: {err['msg']}") from None
+        if len(item.doc) != len(item.evidence) and item.evidence:
+            raise GoldError(f"{path}:{n}: {len(item.doc)} docs but {len(item.evidence)} evidence strings")
+        if item.answers and not item.doc:
+            raise GoldError(f"{path}:{n}: answerable item without a supporting doc")
+        if item.id in seen:
+            raise GoldError(f"{path}:{n}: duplicate id {item.id!r}")
+        seen.add(item.id)
+        items.append(item)
+    if not items:
+        raise GoldError(f"{path}: no questions")
+    return items
+
+
+def sample(items: list[GoldItem], limit: int | None, seed: int = 0) -> list[GoldItem]:
+    """A seeded random sample, kept in file order, so --limit runs are repeatable."""
+    if limit is None or limit >= len(items):
+        return items
+    chosen = set(random.Random(seed).sample(range(len(items)), limit))
+    return [it for i, it in enumerate(items) if i in chosen]
+
+
+def normalise(s: str) -> str:
+    """Case, quote, dash and space folding for answer matching."""
+    s = unicodedata.normalize("NFKC", s).lower()
+    s = s.translate(str.maketrans({"’": "'", "‘": "'", "“": '"', "”": '"', "–": "-", "—": "-"}))
+    return " ".join(s.split())
+
+
+def contains_answer(text: str | None, answers: list[str]) -> bool:
+    if not text:
+        return False
+    t = normalise(text)
+    return any(normalise(a) in t for a in answers if a.strip())
+
+
+def score_item(item: GoldItem, ans: Answer) -> ItemResult:
+    """Judge one answer: rank of the first counting passage, doc recall, span hit, abstention."""
+    top = ans.passages[:K]
+    hit_rank = None
+    doc_recall = span_hit = None
+    if item.answerable:
+        for p in top:
+            if p.citation.doc in item.doc and contains_answer(p.text, item.answers):
+                hit_rank = p.rank
+                break
+        docs = {p.citation.doc for p in top}
+        doc_recall = sum(d in docs for d in set(item.doc)) / len(set(item.doc))
+        span_hit = bool(top) and contains_answer(top[0].answer, item.answers)
+    first = top[0] if top else None
+    return ItemResult(
+        id=item.id, question=item.question, answerable=item.answerable, answered=ans.answered,
+        confidence=ans.confidence, hit_rank=hit_rank, doc_recall=doc_recall, span_hit=span_hit,
+        expected=item.answers, expected_docs=item.doc,
+        got=(first.answer or first.text) if first else None,
+        got_citation=f"{first.citation.doc}:{first.citation.line_start}" if first else None,
+    )
+
+
+def summarise(results: list[ItemResult]) -> dict:
+    """The report's metrics from per-question results (pure arithmetic; errors count as misses)."""
+    answerable = [r for r in results if r.answerable]
+    unanswerable = [r for r in results if not r.answerable]
+    n = len(answerable)
+
+    def frac(xs) -> float:
+        return round(sum(xs) / n, 4) if n else 0.0
+
+    abstained = [r for r in results if not r.answered]
+    correct_abstentions = sum(1 for r in abstained if not r.answerable)
+    return {
+        "questions": len(results),
+        "answerable": n,
+        "unanswerable": len(unanswerable),
+        "hit_at_1": frac(r.hit_rank == 1 for r in answerable),
+        "hit_at_3": frac(r.hit_rank is not None and r.hit_rank <= 3 for r in answerable),
+        "hit_at_5": frac(r.hit_rank is not None and r.hit_rank <= 5 for r in answerable),
+        "mrr_at_5": frac((1 / r.hit_rank) if r.hit_rank else 0.0 for r in answerable),
+        "doc_recall_at_5": frac(r.doc_recall or 0.0 for r in answerable),
+        "span_hit_at_1": frac(bool(r.span_hit) for r in answerable),
+        "abstain_precision": round(correct_abstentions / len(abstained), 4) if abstained else None,
+        "abstain_recall": round(correct_abstentions / len(unanswerable), 4) if unanswerable else None,
+        "false_abstain_rate": frac(not r.answered for r in answerable),
+        "errors": sum(1 for r in results if r.error),
+    }
+
+
+def check_faithfulness(ans: Answer, root: Path, cache: dict[str, str]) -> list[str]:
+    """Citations whose offsets do not reproduce the passage (or span) from the original file."""
+    bad = []
+    for p in ans.passages:
+        doc = p.citation.doc
+        if doc not in cache:
+            try:
+                cache[doc] = (root / doc).read_bytes().decode("utf-8")
+            except OSError:
+                cache[doc] = ""
+        text = cache[doc]
+        ok = text[p.citation.start:p.citation.end] == p.text
+        if p.answer is not None:
+            ok = ok and text[p.answer_start:p.answer_end] == p.answer
+        if not ok:
+            bad.append(f"{doc}:{p.citation.start}-{p.citation.end}")
+    return bad
+
+
+def evaluate(items: list[GoldItem], index, settings, gold_name: str = "gold", progress=None) -> EvalReport:
+    """Answer every gold question with answer() and score the results."""
+    from .answer import QAError, answer
+
+    known = {f.doc for f in index.manifest.files}
+    unknown = sorted({d for it in items for d in it.doc if d not in known})
+    if unknown:
+        raise GoldError(f"gold names documents not in the corpus: {', '.join(unknown[:5])}"
+                        + (f" (+{len(unknown) - 5} more)" if len(unknown) > 5 else ""))
+    results: list[ItemResult] = []
+    unfaithful: list[str] = []
+    passages_checked = 0
+    cache: dict[str, str] = {}
+    t0 = time.perf_counter()
+    for n, item in enumerate(items, 1):
+        try:
+            ans = answer(item.question, index, settings)
+        except QAError as exc:
+            results.append(ItemResult(id=item.id, question=item.question, answerable=item.answerable, answered=False,
+                                      confidence=0.0, hit_rank=None, expected=item.answers,
+                                      expected_docs=item.doc, error=str(exc)))
+            continue
+        results.append(score_item(item, ans))
+        passages_checked += len(ans.passages)
+        unfaithful += check_faithfulness(ans, index.corpus_root, cache)
+        if progress:
+            progress(n, len(items))
+    seconds = time.perf_counter() - t0
+    config = {"mode": settings.mode, "rerank": settings.rerank, "fusion": settings.fusion,
+              "dense_weight": settings.dense_weight, "candidates": settings.candidates,
+              "rerank_candidates": settings.rerank_candidates, "chunk_max_chars": settings.chunk_max_chars,
+              "chunk_overlap_sentences": settings.chunk_overlap_sentences, "top_k": settings.top_k,
+              "abstain_below": settings.abstain_below if settings.rerank else settings.abstain_below_no_rerank}
+    return EvalReport(
+        gold=gold_name, config=config, **summarise(results),
+        faithfulness=round(1 - len(unfaithful) / passages_checked, 4) if passages_checked else 1.0,
+        unfaithful=unfaithful[:50],
+        questions_per_second=round(len(items) / seconds, 2) if seconds > 0 else 0.0,
+        seconds=round(seconds, 2), items=results,
+    )
+
+
+def label(report: EvalReport) -> str:
+    c = report.config
+    return c["mode"] + ("+rerank" if c["rerank"] else "")
+
+
+def format_table(reports: list[EvalReport]) -> str:
+    """Metrics side by side, one column per configuration."""
+    rows = [("hit@1", "hit_at_1"), ("hit@3", "hit_at_3"), ("hit@5", "hit_at_5"), ("MRR@5", "mrr_at_5"),
+            ("doc recall@5", "doc_recall_at_5"), ("span hit@1", "span_hit_at_1"),
+            ("abstain precision", "abstain_precision"), ("abstain recall", "abstain_recall"),
+            ("false abstain", "false_abstain_rate"), ("faithfulness", "faithfulness"),
+            ("questions/s", "questions_per_second")]
+    names = [label(r) for r in reports]
+    width = max(12, *(len(n) for n in names))
+    out = [f"{'':<18}" + "".join(f"{n:>{width + 2}}" for n in names)]
+    for title, key in rows:
+        cells = []
+        for r in reports:
+            v = getattr(r, key)
+            cells.append(f"{'—' if v is None else (f'{v:.1f}' if key == 'questions_per_second' else f'{v:.3f}'):>{width + 2}}")
+        out.append(f"{title:<18}" + "".join(cells))
+    return "\n".join(out)
+
+
+def format_misses(report: EvalReport, limit: int) -> str:
+    misses = [r for r in report.items
+              if r.error or (r.answerable and (r.hit_rank != 1 or not r.answered)) or (not r.answerable and r.answered)]
+    if not misses:
+        return "misses: none"
+    out = [f"misses ({len(misses)}{', first ' + str(limit) if len(misses) > limit else ''}):"]
+    for r in misses[:limit]:
+        if r.error:
+            why = f"error: {r.error}"
+        elif not r.answerable:
+            why = "should abstain"
+        elif not r.answered:
+            why = f"abstained (confidence {r.confidence:.2f})" + ("" if r.hit_rank == 1 else f"; hit at {r.hit_rank}")
+        else:
+            why = f"hit at {r.hit_rank}" if r.hit_rank else "not in top 5"
+        got = " ".join((r.got or "").split())
+        got = got if len(got) <= 90 else got[:87] + "…"
+        out.append(f"- [{r.id}] {r.question}\n    expected {r.expected or 'abstain'} in {r.expected_docs or '-'}; "
+                   f"{why}\n    first: {got!r} ({r.got_citation})")
+    return "\n".join(out)
+
+
+def run_eval_command(args, settings) -> int:
+    """The CLI edge: load gold, open the index, run one or all configurations, print, gate."""
+    from .answer import CorpusError, QAError, open_index
+    from .cli import UsageError, warn
+
+    try:
+        items = sample(load_gold(args.gold), args.limit, args.seed)
+    except GoldError as exc:
+        raise UsageError(str(exc)) from None
+    if args.limit is not None and args.limit < 1:
+        raise UsageError("--limit must be at least 1")
+    try:
+        index = open_index(settings, warn=warn)
+    except CorpusError as exc:
+        raise UsageError(str(exc)) from None
+    if args.compare:
+        configs = [settings.model_copy(update={"mode": "bm25", "rerank": False}),
+                   settings.model_copy(update={"mode": "dense", "rerank": False}),
+                   settings.model_copy(update={"mode": "hybrid", "rerank": False}),
+                   settings.model_copy(update={"mode": "hybrid", "rerank": True})]
+    else:
+        configs = [settings]
+    reports = []
+    for cfg in configs:
+        try:
+            reports.append(evaluate(items, index, cfg, gold_name=str(args.gold)))
+        except GoldError as exc:
+            raise UsageError(str(exc)) from None
+        except QAError as exc:
+            raise exc
+    if args.json:
+        payload = reports[0].model_dump() if len(reports) == 1 else [r.model_dump() for r in reports]
+        print(json.dumps(payload, ensure_ascii=False, indent=1))
+    else:
+        r0 = reports[0]
+        print(f"{args.gold}: {r0.questions} questions ({r0.answerable} answerable, {r0.unanswerable} unanswerable), "
+              f"corpus {index.manifest.corpus_root} ({len(index.manifest.files)} files, {index.manifest.num_chunks} chunks)")
+        print(format_table(reports))
+        for r in reports:
+            if r.unfaithful:
+                print(f"unfaithful citations ({label(r)}): {', '.join(r.unfaithful[:10])}")
+        print()
+        print(format_misses(reports[-1], args.misses))
+    gate = reports[-1].hit_at_1
+    if args.min_hit1 is not None and gate < args.min_hit1:
+        print(f"qa: hit@1 {gate:.3f} is below --min-hit1 {args.min_hit1}", file=sys.stderr)
+        return 1
+    return 0
