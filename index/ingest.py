@@ -79,7 +79,7 @@ _LEADING_DATE = re.compile(r"\A\s*date (\d{4}-\d{2}-\d{2})\s")
 _URL = re.compile(r"(?:https?://|pic\.twitter\.com/)\S+")
 _TAG = re.compile(r"</?(?:blockquote|p|div|span|em|strong|b|i|a|li|ul|ol|h[1-6]|br)\b[^>\n]{0,200}>|(?<![<\w])/(?:blockquote|p|div|span|em|strong|li|ul|ol|h[1-6])>")
 _TWEET_SIGNATURE = re.compile(r"^[—–-] [^\n]{1,80}\(@\w{1,30}\)[^\n]{0,40}$", re.M)
-_MARKUP = re.compile(r"\*{1,3}(?=\S)|(?<=\S)\*{1,3}|^#{1,6} |^\s*[-*] (?=\S)", re.M)
+_MARKUP = re.compile(r"\*{1,3}(?=\S)|(?<=\S)\*{1,3}|^#{1,6} ", re.M)
 _FOOTER_START = [
     # publisher self-description ("The X Institute (XI) is a private, independent non-profit think tank ...")
     re.compile(r"^[^\n]{0,200}\bis an? (?:private|independent|non-?profit|nonpartisan)\b[^\n]*\b(?:think[- ]tank|institute|organi[sz]ation|foundation)\b", re.M | re.I),

@@ -158,7 +158,12 @@ def load_index(index_dir: Path) -> Index | None:
         raise IndexCorrupt(f"{str(exc).splitlines()[0][:160]}") from None
     if len(records) != manifest.num_chunks or bm25.num_docs != manifest.num_chunks:
         raise IndexCorrupt("chunk count does not match the manifest")
-    return Index(folder=folder, manifest=manifest, records=records, bm25=bm25)
+    if not all(isinstance(r, dict) and "text" in r and "doc" in r for r in records):
+        raise IndexCorrupt("chunks.jsonl holds malformed records")
+    index = Index(folder=folder, manifest=manifest, records=records, bm25=bm25)
+    if index.faiss.ntotal != manifest.num_chunks:
+        raise IndexCorrupt("vectors.faiss does not match the manifest")
+    return index
 
 
 # --- writing ---------------------------------------------------------------------------------

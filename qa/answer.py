@@ -17,6 +17,7 @@ from .settings import Settings
 NO_ANSWER = "no answer found in the documents"
 MAX_PER_DOC = 2
 UNKNOWN_NAME_PENALTY = 0.1  # confidence factor when the question names something absent from the corpus
+NO_SPAN_PENALTY = 0.1
 
 
 class QAError(Exception):
@@ -117,9 +118,10 @@ def answer(question: str, index: Index, settings: Settings, query: str | None = 
         per_doc[chunk.doc] = per_doc.get(chunk.doc, 0) + 1
         passages.append(_passage(index, chunk, ex, score, len(passages) + 1))
 
-    missing = unknown_names(question, index.bm25.vocab)
-    if missing:
+    if unknown_names(question, index.bm25.vocab):
         confidence *= UNKNOWN_NAME_PENALTY
+    if kind in ("number", "date") and passages and passages[0].answer is None:
+        confidence *= NO_SPAN_PENALTY  # asked "how many" / "when", and the best passage holds no such figure
     answered = bool(passages) and confidence >= threshold
     supporting = [p for p in passages if not reranked or p.score >= threshold]
     groups = _groups(supporting) if answered else []

@@ -75,13 +75,14 @@ def pick_span(question: str, kind: str, text: str, s_start: int, s_end: int, ter
     """The candidate of the right kind nearest to the question's words in the sentence, not already in the question."""
     q_lower = question.lower()
     q_tokens = set(tokenize(question))
+    q_names = {t for w in re.findall(r"\b[A-Z][\w’'-]+", question) for t in tokenize(w)}
     cands = []
     for s, e in find_candidates(text, kind, s_start, s_end):
         cand = text[s:e]
         if cand.lower() in q_lower or (set(tokenize(cand)) and set(tokenize(cand)) <= q_tokens):
             continue
-        if kind == "name" and not tokenize(cand):
-            continue  # "The", "It": capitalised only because they start a sentence
+        if kind == "name" and (not tokenize(cand) or set(tokenize(cand)) & q_names):
+            continue  # "The", "It" (sentence starts), or "Steven Witkoff" when the question names Witkoff
         cands.append((s, e))
     if not cands:
         return None
@@ -108,10 +109,12 @@ def extract_answer(question: str, text: str, sentences: list[tuple[int, int]], t
     `text` is the whole file text; sentence ranges and the result are file offsets.
     """
     total = sum(terms.values()) or 1.0
-    lexical = [score_sentence(terms, text[s:e]) for s, e in sentences]
+    found = [set(tokenize(text[s:e])) & set(terms) for s, e in sentences]
     best_i, best_score = 0, -1.0
     for i, (s, e) in enumerate(sentences):
-        sc = lexical[i] + (0.3 * lexical[i - 1] if i > 0 else 0.0)  # "It capped ..." leans on the sentence before
+        sc = sum(terms[t] for t in found[i])
+        if i > 0:  # "It capped ...": question words in the sentence before count a little, if not repeated here
+            sc += 0.3 * sum(terms[t] for t in found[i - 1] - found[i])
         if kind and pick_span(question, kind, text, s, e, terms) is not None:
             sc += 0.6 * total
         if sc > best_score + 1e-9:
@@ -129,7 +132,7 @@ def extract_answer(question: str, text: str, sentences: list[tuple[int, int]], t
 
 
 def unknown_names(question: str, vocab) -> list[str]:
-    """Names and numbers the question mentions that occur nowhere in the corpus ("Minsk", "2019").
+    """Names the question mentions that occur nowhere in the corpus ("Minsk", "Erdogan").
 
     A question about something the documents never mention cannot be answered from them, however
     on-topic the rest of it is. Lowercase words are left out: paraphrases use words the text does not.
@@ -138,8 +141,10 @@ def unknown_names(question: str, vocab) -> list[str]:
     words = list(re.finditer(r"[^\W_]+(?:[’'.-][^\W_]+)*", question))
     for i, m in enumerate(words):
         w = m.group()
-        if not (w[0].isupper() and i > 0) and not any(ch.isdigit() for ch in w):
+        if not (w[0].isupper() and i > 0) or any(ch.isdigit() for ch in w):
             continue
+        if w.isupper() and len(w) <= 5:
+            continue  # acronyms ("IAI") often name a publisher or body only the boilerplate spells out
         toks = tokenize(w)
         if toks and all(t not in vocab for t in toks):
             out.append(w)

@@ -39,8 +39,12 @@ def top_indices(scores: np.ndarray, k: int) -> np.ndarray:
     k = min(k, len(scores))
     if k <= 0:
         return np.zeros(0, dtype=np.int64)
-    part = np.argpartition(-scores, k - 1)[:k] if k < len(scores) else np.arange(len(scores))
-    return part[np.lexsort((part, -scores[part]))]
+    if k < len(scores):
+        kth = scores[np.argpartition(-scores, k - 1)[k - 1]]
+        part = np.flatnonzero(scores >= kth)  # every tie at the cut-off, so the lowest index wins it
+    else:
+        part = np.arange(len(scores))
+    return part[np.lexsort((part, -scores[part]))][:k]
 
 
 def query_vector(question: str, encoder_kind: str) -> np.ndarray:
@@ -56,7 +60,7 @@ def retrieve(index: Index, question: str, mode: str, candidates: int, fusion: st
         bm25_all = index.bm25.scores(tokenize(question))
     if mode == "bm25":
         ids = top_indices(bm25_all, candidates)
-        return [(int(i), float(bm25_all[i])) for i in ids if bm25_all[i] > 0 or len(ids) <= candidates]
+        return [(int(i), float(bm25_all[i])) for i in ids]
     qvec = query_vector(question, encoder_kind)
     dense_ids, dense_sc = dense.dense_search(index.faiss, qvec, candidates)
     if mode == "dense":

@@ -35,15 +35,15 @@ class Settings(BaseSettings):
     top_k: int = Field(default=5, ge=1, le=100)
     mode: Literal["bm25", "dense", "hybrid"] = "hybrid"
     fusion: Literal["convex", "rrf"] = "convex"
-    dense_weight: float = Field(default=0.5, ge=0.0, le=1.0, description="convex fusion weight of the dense score")
+    dense_weight: float = Field(default=0.3, ge=0.0, le=1.0, description="convex fusion weight of the dense score")
     rrf_k: int = Field(default=60, ge=1)
     candidates: int = Field(default=50, ge=1, description="chunks taken from each retriever before fusion")
     rerank: bool = True
-    rerank_candidates: int = Field(default=20, ge=1)
+    rerank_candidates: int = Field(default=10, ge=1)
     rerank_max_tokens: int = Field(default=256, ge=32, le=512)
     abstain_below: float = Field(default=0.1, description="answer only when confidence reaches this (reranked)")
     abstain_below_no_rerank: float = Field(default=0.45, description="the same, when reranking is off")
-    chunk_max_chars: int = Field(default=500, ge=50)
+    chunk_max_chars: int = Field(default=600, ge=50)
     chunk_overlap_sentences: int = Field(default=1, ge=0)
     bm25_k1: float = 1.5
     bm25_b: float = 0.75
