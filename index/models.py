@@ -42,7 +42,7 @@ class Chunk(BaseModel):
 class ChunkParams(BaseModel):
     """How documents are cut into passages."""
 
-    max_chars: int = 500
+    max_chars: int = 600
     overlap_sentences: int = 1
 
 

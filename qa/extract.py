@@ -44,6 +44,8 @@ def find_candidates(text: str, kind: str, start: int = 0, end: int | None = None
     for m in PATTERNS[kind].finditer(text, start, len(text) if end is None else end):
         s, e = m.start(), m.end()
         if kind == "name":
+            if re.search(r"[’']s$", m.group()) or re.match(r"[’']s\b", text[e:e + 3]):
+                continue  # "Ukraine’s military": a possessive modifies the answer, it is not one
             words = m.group().split()
             while words and words[-1].lower() in _FUNCTION:
                 e -= len(words.pop()) + 1

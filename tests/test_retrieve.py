@@ -1,0 +1,93 @@
+"""Fusion arithmetic on hand-made arrays, and first-stage retrieval on the seed index."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from qa.retrieve import fuse_convex, fuse_rrf, normalise_minmax, retrieve, top_indices
+
+
+def test_normalise_minmax():
+    assert np.allclose(normalise_minmax(np.array([2.0, 4.0, 3.0])), [0.0, 1.0, 0.5])
+    assert np.allclose(normalise_minmax(np.array([-1.0, 0.0, 1.0, 3.0])), [0.0, 0.25, 0.5, 1.0])
+    assert np.allclose(normalise_minmax(np.array([5.0, 5.0, 5.0])), [0.0, 0.0, 0.0])
+    assert np.allclose(normalise_minmax(np.array([7.0])), [0.0])
+    assert normalise_minmax(np.array([])).shape == (0,)
+    assert normalise_minmax(np.array([1, 3])).dtype.kind == "f"
+
+
+BM25 = np.array([10.0, 0.0, 5.0, 2.5])
+DENSE = np.array([0.2, 0.8, 0.5, 0.6])  # normalised: [0, 1, 0.5, 0.6667]
+
+
+def test_fuse_convex_weight_zero_is_bm25_only():
+    assert np.allclose(fuse_convex(BM25, DENSE, 0.0), [1.0, 0.0, 0.5, 0.25])
+
+
+def test_fuse_convex_weight_one_is_dense_only():
+    assert np.allclose(fuse_convex(BM25, DENSE, 1.0), [0.0, 1.0, 0.5, 2 / 3])
+
+
+def test_fuse_convex_half():
+    assert np.allclose(fuse_convex(BM25, DENSE, 0.5), [0.5, 0.5, 0.5, (0.25 + 2 / 3) / 2])
+
+
+def test_fuse_convex_is_scale_invariant():
+    assert np.allclose(fuse_convex(BM25 * 100 + 7, DENSE * 3 - 1, 0.3), fuse_convex(BM25, DENSE, 0.3))
+
+
+def test_fuse_rrf_exact_values():
+    bm25 = np.array([3.0, 1.0, 2.0])   # ranks 1, 3, 2
+    dense = np.array([0.1, 0.9, 0.5])  # ranks 3, 1, 2
+    expected = [1 / 61 + 1 / 63, 1 / 63 + 1 / 61, 1 / 62 + 1 / 62]
+    assert np.allclose(fuse_rrf(bm25, dense, k=60), expected, rtol=0, atol=1e-15)
+    assert np.allclose(fuse_rrf(bm25, dense), expected, rtol=0, atol=1e-15)
+
+
+def test_fuse_rrf_other_k_and_agreement():
+    bm25 = np.array([0.0, 9.0])
+    dense = np.array([0.0, 0.9])
+    fused = fuse_rrf(bm25, dense, k=1)
+    assert np.allclose(fused, [1 / 3 + 1 / 3, 1 / 2 + 1 / 2])
+
+
+def test_top_indices_best_first():
+    scores = np.array([0.5, 0.9, 0.2, 0.1, 0.7])
+    assert top_indices(scores, 3).tolist() == [1, 4, 0]
+    assert top_indices(scores, 5).tolist() == [1, 4, 0, 2, 3]
+
+
+def test_top_indices_best_first_ties_by_index():
+    scores = np.array([0.5, 0.9, 0.5, 0.1, 0.9])
+    assert top_indices(scores, 3).tolist() == [1, 4, 0]
+    assert top_indices(scores, 10).tolist() == [1, 4, 0, 2, 3]
+    assert top_indices(scores, 0).tolist() == []
+
+
+# --- on the seeds -------------------------------------------------------------------------------
+
+def passage_of(index, chunk_id):
+    return index.records[chunk_id]["text"]
+
+
+@pytest.mark.parametrize("mode", ["bm25", "dense", "hybrid"])
+def test_every_mode_finds_the_85000_cap(seed_index, seed_settings, mode):
+    hits = retrieve(seed_index, "what army cap did Istanbul 2022 propose?", mode, 50, "convex", 0.5, 60)
+    top = [passage_of(seed_index, i) for i, _ in hits[:5]]
+    assert any("85,000" in t for t in top), top
+    scores = [s for _, s in hits]
+    assert scores == sorted(scores, reverse=True)
+    assert len({i for i, _ in hits}) == len(hits)
+
+
+def test_rrf_fusion_also_finds_it(seed_index):
+    hits = retrieve(seed_index, "what army cap did Istanbul 2022 propose?", "hybrid", 50, "rrf", 0.5, 60)
+    assert any("85,000" in passage_of(seed_index, i) for i, _ in hits[:5])
+
+
+def test_bm25_mode_ranks_every_chunk_with_the_number_first(seed_index):
+    with_number = {i for i, r in enumerate(seed_index.records) if "85,000" in r["text"]}
+    assert len(with_number) >= 3  # 000 and twice in 003
+    for query in ("85000", "85,000"):
+        hits = retrieve(seed_index, query, "bm25", 10, "convex", 0.5, 60)
+        assert {i for i, _ in hits[:len(with_number)]} == with_number
