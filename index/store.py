@@ -336,7 +336,7 @@ def _embed(records: list[dict], cached: dict[str, np.ndarray], progress: Progres
         if progress:
             progress("loading model", 0, len(missing))
         encoder = dense.load_encoder("sentence-transformers")
-        step = 256
+        step = 64
         for lo in range(0, len(missing), step):
             batch = missing[lo:lo + step]
             vectors[batch] = encoder.encode([records[i]["search_text"] for i in batch])

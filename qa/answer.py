@@ -99,7 +99,7 @@ def answer(question: str, index: Index, settings: Settings, query: str | None = 
         threshold = settings.abstain_below_no_rerank
 
     terms = _term_weights(index, search)
-    kind = answer_type(question)
+    kind = answer_type(question) or (answer_type(search) if search != question else None)
     passages: list[Passage] = []
     seen: set[tuple[str, int]] = set()
     per_doc: dict[str, int] = {}

@@ -1,0 +1,87 @@
+"""Layering: the pipeline (qa/, index/) never imports the UI toolkit; the UI (tui/) uses qa's public API only."""
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _modules(package: str) -> list[Path]:
+    files = sorted((ROOT / package).rglob("*.py"))
+    assert files, f"no modules found in {package}/"
+    return files
+
+
+def _imports(path: Path) -> list[str]:
+    """Every module name a file imports, including relative ones (as '.name') and importlib/__import__ calls."""
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    names = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.extend(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            names.append("." * node.level + (node.module or ""))
+        elif isinstance(node, ast.Call):
+            func = node.func
+            fname = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+            if fname in ("import_module", "__import__") and node.args and isinstance(node.args[0], ast.Constant):
+                names.append(str(node.args[0].value))
+    return names
+
+
+@pytest.mark.parametrize("path", _modules("qa") + _modules("index"), ids=lambda p: p.relative_to(ROOT).as_posix())
+def test_pipeline_never_imports_textual(path):
+    bad = [n for n in _imports(path) if n == "textual" or n.startswith("textual.")]
+    assert not bad, f"{path.relative_to(ROOT)} imports {bad}: qa/ and index/ must not depend on the UI"
+
+
+def test_pipeline_text_never_mentions_a_textual_import():
+    for path in _modules("qa") + _modules("index"):
+        for line in path.read_text(encoding="utf-8").splitlines():
+            stripped = line.strip()
+            assert not (stripped.startswith(("import textual", "from textual"))), f"{path}: {line}"
+
+
+def test_importing_the_pipeline_does_not_load_textual():
+    """Every module of qa/ and index/ imports without pulling in textual (the CLI imports tui only for chat)."""
+    code = (
+        "import importlib, pkgutil, sys\n"
+        "for pkg in ('qa', 'index'):\n"
+        "    mod = importlib.import_module(pkg)\n"
+        "    for info in pkgutil.iter_modules(mod.__path__):\n"
+        "        importlib.import_module(f'{pkg}.{info.name}')\n"
+        "loaded = sorted(m for m in sys.modules if m == 'textual' or m.startswith(('textual.', 'tui')))\n"
+        "assert not loaded, loaded\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+
+
+# qa names the UI may use: the public API of qa/__init__.py, plus the follow-up expansion and text helpers.
+ALLOWED_QA_MODULES = {"qa", "qa.followup", "qa.render"}
+
+
+@pytest.mark.parametrize("path", _modules("tui"), ids=lambda p: p.relative_to(ROOT).as_posix())
+def test_tui_uses_only_the_public_api(path):
+    import qa
+
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            top = node.module.split(".")[0]
+            assert top != "index", f"{path.name} imports {node.module}: use qa's public API"
+            if top == "qa":
+                assert node.module in ALLOWED_QA_MODULES, f"{path.name} imports {node.module}"
+                if node.module == "qa":
+                    for alias in node.names:
+                        assert alias.name in qa.__all__, f"{path.name} imports qa.{alias.name}, not public"
+        elif isinstance(node, ast.Import):
+            for alias in node.names:
+                assert alias.name.split(".")[0] != "index", f"{path.name} imports {alias.name}"
+                if alias.name.startswith("qa."):
+                    assert alias.name in ALLOWED_QA_MODULES, f"{path.name} imports {alias.name}"
