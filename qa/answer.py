@@ -6,6 +6,7 @@ import time
 from pathlib import Path
 
 from index.bm25 import tokenize
+from index.models import Chunk
 from index.store import Index, IndexCorrupt, Progress, Warn, build_index, load_index, scan_corpus, stale_reason
 
 from .extract import answer_type, extract_answer, unknown_names
@@ -100,22 +101,26 @@ def answer(question: str, index: Index, settings: Settings, query: str | None = 
 
     terms = _term_weights(index, search)
     kind = answer_type(question) or (answer_type(search) if search != question else None)
-    passages: list[Passage] = []
-    seen: set[tuple[str, int]] = set()
+    chosen: list[tuple[Chunk, float]] = []
     per_doc: dict[str, int] = {}
     for chunk_id, score in ranked:
-        if len(passages) >= settings.top_k:
-            break
         chunk = index.chunk(chunk_id)
-        if per_doc.get(chunk.doc, 0) >= MAX_PER_DOC:
+        merged = False
+        for n, (kept, kept_score) in enumerate(chosen):
+            if kept.doc == chunk.doc and chunk.start < kept.end and kept.start < chunk.end:
+                # overlapping windows of one document: show them as one longer passage
+                if max(kept.end, chunk.end) - min(kept.start, chunk.start) <= 2 * settings.chunk_max_chars:
+                    chosen[n] = (merge_chunks(kept, chunk), kept_score)
+                merged = True
+                break
+        if merged or per_doc.get(chunk.doc, 0) >= MAX_PER_DOC or len(chosen) >= settings.top_k:
             continue
+        per_doc[chunk.doc] = per_doc.get(chunk.doc, 0) + 1
+        chosen.append((chunk, score))
+    passages: list[Passage] = []
+    for chunk, score in chosen:
         local = [(s - chunk.start, e - chunk.start) for s, e in chunk.sentences]
         ex = extract_answer(question, chunk.text, local, terms, kind)
-        key = (chunk.doc, ex.start + chunk.start)  # overlapping chunks can pick the same sentence
-        if key in seen:
-            continue
-        seen.add(key)
-        per_doc[chunk.doc] = per_doc.get(chunk.doc, 0) + 1
         passages.append(_passage(index, chunk, ex, score, len(passages) + 1))
 
     if unknown_names(question, index.bm25.vocab):
@@ -139,6 +144,16 @@ def answer(question: str, index: Index, settings: Settings, query: str | None = 
         reranked=reranked,
         seconds=round(time.perf_counter() - t0, 4),
     )
+
+
+def merge_chunks(a: Chunk, b: Chunk) -> Chunk:
+    """One chunk spanning two overlapping chunks of the same document (text stays verbatim)."""
+    first, second = (a, b) if a.start <= b.start else (b, a)
+    if second.end <= first.end:
+        return first
+    text = first.text + second.text[first.end - second.start:]
+    sentences = sorted(set(map(tuple, first.sentences)) | set(map(tuple, second.sentences)))
+    return first.model_copy(update={"end": second.end, "text": text, "sentences": sentences})
 
 
 def _passage(index: Index, chunk, ex, score: float, rank: int) -> Passage:
