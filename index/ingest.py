@@ -148,7 +148,6 @@ def _date_line(text: str) -> str | None:
 
 def _title(text: str, hidden: list[Span]) -> str | None:
     """The first visible line, when it reads as a headline (short, no final full stop)."""
-    pos = 0
     for m in re.finditer(r"[^\n]+", text):
         line = m.group().strip()
         if not line or any(s.start <= m.start() < s.end for s in hidden):
@@ -158,7 +157,6 @@ def _title(text: str, hidden: list[Span]) -> str | None:
         if 8 <= len(line) <= 200 and not re.search(r"[.!?:;,]$", line) and not line.startswith(("-", "*", "#")):
             return line
         return None
-        pos = m.end()
     return None
 
 
