@@ -54,6 +54,7 @@ TARGETS = [
     ("load_total_s", "<=", 1.0, "s", "100k"),
     ("build_rss_mb", "<=", 1536.0, "MB", "100k"),
     ("query_rss_mb", "<=", 1536.0, "MB", "100k"),
+    ("reindex_rss_mb", "<=", 1536.0, "MB", "100k"),
     ("reindex_one_file_s", "<=", 5.0, "s", "100k"),
 ]
 
@@ -419,6 +420,7 @@ ROWS = [
     ("index_up_to_date_s", "qa index, nothing changed (s)", "{:.2f}"),
     ("reindex_one_file_s", "re-index after 1 edited file (s)", "{:.2f}"),
     ("reindex_cpu_s", "  CPU time, user+sys (s)", "{:.1f}"),
+    ("reindex_rss_mb", "  re-index peak RSS (MB)", "{:.0f}"),
     ("reindex_embedded_chunks", "  chunks re-embedded", "{:.0f}"),
 ]
 

@@ -23,6 +23,7 @@ class CrossEncoder:
         self.tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = 2
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")  # no busy-waiting threads
         self.session = ort.InferenceSession(str(folder / "model.onnx"), opts, providers=["CPUExecutionProvider"])
 
     def logits(self, question: str, passages: list[str], batch_size: int = 32) -> np.ndarray:

@@ -1,6 +1,8 @@
 """First-stage retrieval: BM25 and dense candidates, fused by a convex combination or reciprocal rank."""
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 
 from index import dense
@@ -47,7 +49,9 @@ def top_indices(scores: np.ndarray, k: int) -> np.ndarray:
     return part[np.lexsort((part, -scores[part]))][:k]
 
 
+@lru_cache(maxsize=64)
 def query_vector(question: str, encoder_kind: str) -> np.ndarray:
+    """The question's embedding; cached because retrieval and confidence both need it."""
     return dense.load_encoder(encoder_kind).encode([question])[0]
 
 
