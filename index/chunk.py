@@ -152,9 +152,9 @@ def visible_blocks(document: Document) -> list[tuple[int, int]]:
     return blocks
 
 
-def document_sentences(document: Document) -> list[list[tuple[int, int]]]:
-    """Sentences of each visible block, split on the markup-blanked text."""
-    clean = visible_text(document)
+def document_sentences(document: Document, clean: str | None = None) -> list[list[tuple[int, int]]]:
+    """Sentences of each visible block, split on the markup-blanked text (`clean`, computed if not given)."""
+    clean = visible_text(document) if clean is None else clean
     wrapped = _looks_wrapped(clean)
     blocks = []
     for b_start, b_end in visible_blocks(document):
@@ -172,7 +172,7 @@ def make_chunks(document: Document, params: ChunkParams, first_id: int = 0) -> l
     clean = visible_text(document)
     text = document.text
     chunks: list[Chunk] = []
-    for sentences in document_sentences(document):
+    for sentences in document_sentences(document, clean):
         i = 0
         while i < len(sentences):
             j = i + 1

@@ -48,6 +48,7 @@ class Index:
     records: list[dict]
     bm25: bm25_mod.BM25Index
     _faiss: object | None = field(default=None, repr=False)
+    _sources: dict[str, SourceFile] | None = field(default=None, repr=False)
 
     @property
     def faiss(self):
@@ -66,10 +67,9 @@ class Index:
         return Path(self.manifest.corpus_root)
 
     def source(self, doc: str) -> SourceFile | None:
-        for f in self.manifest.files:
-            if f.doc == doc:
-                return f
-        return None
+        if self._sources is None:
+            self._sources = {f.doc: f for f in self.manifest.files}
+        return self._sources.get(doc)
 
 
 def scan_corpus(paths: list[Path]) -> tuple[Path, list[CorpusFile]]:

@@ -233,7 +233,7 @@ def format_misses(report: EvalReport, limit: int) -> str:
 
 def run_eval_command(args, settings) -> int:
     """The CLI edge: load gold, open the index, run one or all configurations, print, gate."""
-    from .answer import CorpusError, QAError, open_index
+    from .answer import CorpusError, open_index
     from .cli import UsageError, warn
 
     try:
@@ -259,8 +259,6 @@ def run_eval_command(args, settings) -> int:
             reports.append(evaluate(items, index, cfg, gold_name=str(args.gold)))
         except GoldError as exc:
             raise UsageError(str(exc)) from None
-        except QAError as exc:
-            raise exc
     if args.json:
         payload = reports[0].model_dump() if len(reports) == 1 else [r.model_dump() for r in reports]
         print(json.dumps(payload, ensure_ascii=False, indent=1))
