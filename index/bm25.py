@@ -37,22 +37,33 @@ def _stem(word: str) -> str:
     return _stemmer().stemWord(word)
 
 
+_THOUSANDS = re.compile(r"\d{1,3}(?:,\d{3})+(?:\.\d+)?")
+_POSSESSIVE = re.compile(r"['’]s$")
+
+
+@lru_cache(maxsize=200_000)
+def _term(tok: str) -> str | None:
+    """The index term of one lowercased word or number, or None for a stopword."""
+    if tok[0].isdigit():
+        if _THOUSANDS.fullmatch(tok):
+            tok = tok.replace(",", "")
+        return tok.rstrip(".,")
+    tok = _POSSESSIVE.sub("", tok).replace("’", "'")
+    if tok in STOPWORDS or len(tok) < 2 and tok != "x":
+        return None
+    return _stem(tok)
+
+
 def tokenize(text: str) -> list[str]:
     """Lowercased, stemmed content words; numbers lose thousands separators ("85,000" -> "85000")."""
-    text = unicodedata.normalize("NFKC", text).lower()
-    tokens = []
-    for m in _TOKEN.finditer(text):
-        tok = m.group()
-        if tok[0].isdigit():
-            if re.fullmatch(r"\d{1,3}(?:,\d{3})+(?:\.\d+)?", tok):
-                tok = tok.replace(",", "")
-            tokens.append(tok.rstrip(".,"))
-            continue
-        tok = re.sub(r"['’]s$", "", tok).replace("’", "'")
-        if tok in STOPWORDS or len(tok) < 2 and tok not in ("x",):
-            continue
-        tokens.append(_stem(tok))
-    return tokens
+    terms = map(_term, _TOKEN.findall(unicodedata.normalize("NFKC", text).lower()))
+    return [t for t in terms if t is not None]
+
+
+@lru_cache(maxsize=50_000)
+def term_set(text: str) -> frozenset[str]:
+    """The distinct terms of a short text (a sentence, a question), cached: answers re-read the same sentences."""
+    return frozenset(tokenize(text))
 
 
 @dataclass

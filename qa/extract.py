@@ -4,7 +4,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from index.bm25 import tokenize
+from index.bm25 import STOPWORDS, term_set, tokenize
 
 _NUMBER_WORDS = (r"(?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|thirteen|fourteen|fifteen|"
                  r"sixteen|seventeen|eighteen|nineteen|twenty|thirty|forty|fifty|sixty|seventy|eighty|ninety|"
@@ -12,7 +12,7 @@ _NUMBER_WORDS = (r"(?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|tw
 _MONTHS = r"(?:January|February|March|April|May|June|July|August|September|October|November|December)"
 PATTERNS = {
     "number": re.compile(
-        r"\$?\d+(?:[.,]\d+)*(?:\s?[–-]\s?\d+(?:[.,]\d+)*)?(?:\s?(?:%|percent|per cent|billion|million|thousand))?"
+        r"[$£€¥]?\d+(?:[.,]\d+)*(?:\s?[–-]\s?\d+(?:[.,]\d+)*)?(?:\s?(?:%|percent|per cent|billion|million|thousand)|(?:bn|m)\b)?"
         rf"|\b{_NUMBER_WORDS}(?:[- ]{_NUMBER_WORDS})*\b", re.I),
     "date": re.compile(
         rf"\b(?:\d{{1,2}} {_MONTHS}(?: \d{{4}})?|{_MONTHS}(?: \d{{1,2}}(?:st|nd|rd|th)?)?(?:,? \d{{4}})?|"
@@ -64,26 +64,23 @@ class Extraction:
     answer: tuple[int, int] | None
 
 
-def _question_terms(question: str) -> set[str]:
-    return set(tokenize(question))
-
-
 def score_sentence(terms: dict[str, float], sentence: str) -> float:
     """Sum of the weights of the question terms a sentence contains."""
-    return sum(terms.get(t, 0.0) for t in set(tokenize(sentence)))
+    return sum(terms.get(t, 0.0) for t in term_set(sentence))
 
 
 def pick_span(question: str, kind: str, text: str, s_start: int, s_end: int, terms: dict[str, float]) -> tuple[int, int] | None:
     """The candidate of the right kind nearest to the question's words in the sentence, not already in the question."""
     q_lower = question.lower()
-    q_tokens = set(tokenize(question))
-    q_names = {t for w in re.findall(r"\b[A-Z][\w’'-]+", question) for t in tokenize(w)}
+    q_tokens = term_set(question)
+    q_names = {t for w in re.findall(r"\b[A-Z][\w’'-]+", question) for t in term_set(w)}
     cands = []
     for s, e in find_candidates(text, kind, s_start, s_end):
         cand = text[s:e]
-        if cand.lower() in q_lower or (set(tokenize(cand)) and set(tokenize(cand)) <= q_tokens):
+        cand_terms = term_set(cand)
+        if cand.lower() in q_lower or (cand_terms and cand_terms <= q_tokens):
             continue
-        if kind == "name" and (not tokenize(cand) or set(tokenize(cand)) & q_names):
+        if kind == "name" and (not cand_terms or cand_terms & q_names):
             continue  # "The", "It" (sentence starts), or "Steven Witkoff" when the question names Witkoff
         cands.append((s, e))
     if not cands:
@@ -111,7 +108,8 @@ def extract_answer(question: str, text: str, sentences: list[tuple[int, int]], t
     `text` is the whole file text; sentence ranges and the result are file offsets.
     """
     total = sum(terms.values()) or 1.0
-    found = [set(tokenize(text[s:e])) & set(terms) for s, e in sentences]
+    focus = count_focus(question) if kind == "number" else frozenset()
+    found = [term_set(text[s:e]) & terms.keys() for s, e in sentences]
     best_i, best_score = 0, -1.0
     for i, (s, e) in enumerate(sentences):
         sc = sum(terms[t] for t in found[i])
@@ -119,6 +117,8 @@ def extract_answer(question: str, text: str, sentences: list[tuple[int, int]], t
             sc += 0.3 * sum(terms[t] for t in found[i - 1] - found[i])
         if kind and pick_span(question, kind, text, s, e, terms) is not None:
             sc += 0.6 * total
+            if focus & term_set(text[s:e]):
+                sc += total  # "how many tanks": a figure beside "tanks" beats one beside other question words
         if sc > best_score + 1e-9:
             best_i, best_score = i, sc
     s, e = sentences[best_i]
@@ -151,3 +151,25 @@ def unknown_names(question: str, vocab) -> list[str]:
         if toks and all(t not in vocab for t in toks):
             out.append(w)
     return out
+
+
+_HOW_MANY = re.compile(r"\bhow (?:many|much)\s+((?:[\w’'-]+\s*){1,5})", re.I)
+
+
+def count_focus(question: str) -> frozenset[str]:
+    """Terms of the thing a "how many / how much" question counts: "how many tanks would..." -> {"tank"}.
+
+    A figure answers such a question only where it counts that thing, so the answer sentence must name it.
+    """
+    m = _HOW_MANY.search(question)
+    if not m:
+        return frozenset()
+    words = []
+    for w in m.group(1).split():
+        lw = w.lower()
+        if not words and lw in ("of", "the", "a", "an"):
+            continue
+        if lw in STOPWORDS or lw == "per":
+            break
+        words.append(w)
+    return term_set(" ".join(words)) if words else frozenset()

@@ -9,7 +9,7 @@ from conftest import OFF_TOPIC_QUESTION, SAMPLE_QUESTION
 from index.bm25 import tokenize
 from index.chunk import split_sentences
 from qa import NO_ANSWER, Answer, QAError, answer
-from qa.extract import answer_type, extract_answer, find_candidates
+from qa.extract import answer_type, count_focus, extract_answer, find_candidates
 
 
 @pytest.mark.parametrize("question, kind", [
@@ -197,3 +197,27 @@ def test_empty_question_is_an_error(seed_index, seed_settings, question):
 def test_answer_round_trips_through_json(sample_answer):
     again = Answer.model_validate_json(sample_answer.model_dump_json())
     assert again == sample_answer
+
+
+def test_how_many_picks_the_figure_that_counts_the_asked_thing():
+    text = ("In Istanbul in March 2022, Russia demanded a peacetime cap of 85,000 active personnel for Ukraine's army. "
+            "This was part of broader demands, including restrictions on tanks (e.g., fewer than 400) and aircraft.")
+    sentence, span = extract("How many tanks did Russia want Ukraine limited to in Istanbul in March 2022?", text)
+    assert "tanks" in sentence and span == "400"
+    sentence, span = extract("How many active personnel did Russia demand in Istanbul?", text)
+    assert span == "85,000"
+
+
+@pytest.mark.parametrize("question, focus", [
+    ("How many tanks would the plan allow?", {"tank"}),
+    ("How much rent per year would Russia pay?", {"rent"}),
+    ("How much of the frozen Russian assets would go to the fund?", {"frozen", "russian", "asset"}),
+    ("By roughly how much would the plan shrink the army?", set()),
+    ("Who drafted the plan?", set()),
+])
+def test_count_focus_is_the_counted_thing(question, focus):
+    assert count_focus(question) == focus
+
+
+def test_currency_amounts_are_number_candidates():
+    assert spans("BSkyB paid £304m; the fund holds $5bn and €2.5 billion.", "number") == ["£304m", "$5bn", "€2.5 billion"]
