@@ -24,6 +24,9 @@ STOPWORDS = frozenset(
     also may might must shall whether""".split()
 )
 _TOKEN = re.compile(r"\d+(?:[.,]\d+)*|[^\W\d_]+(?:['’][^\W\d_]+)*")
+_THOUSANDS = re.compile(r"\d{1,3}(?:,\d{3})+(?:\.\d+)?")
+_POSSESSIVE = re.compile(r"['’]s$")
+MEMO_CHARS = 300  # texts up to this long are memoised (queries, spans, sentences; not whole chunks)
 
 
 @lru_cache(maxsize=1)
@@ -40,16 +43,28 @@ def _stem(word: str) -> str:
 
 def tokenize(text: str) -> list[str]:
     """Lowercased, stemmed content words; numbers lose thousands separators ("85,000" -> "85000")."""
+    if len(text) <= MEMO_CHARS:  # words, spans and sentences that answer extraction tokenises again and again
+        return list(_tokenize_short(text))
+    return _tokenize(text)
+
+
+@lru_cache(maxsize=1 << 15)
+def _tokenize_short(text: str) -> tuple[str, ...]:
+    return tuple(_tokenize(text))
+
+
+def _tokenize(text: str) -> list[str]:
     text = unicodedata.normalize("NFKC", text).lower()
     tokens = []
     for m in _TOKEN.finditer(text):
         tok = m.group()
         if tok[0].isdigit():
-            if re.fullmatch(r"\d{1,3}(?:,\d{3})+(?:\.\d+)?", tok):
+            if "," in tok and _THOUSANDS.fullmatch(tok):
                 tok = tok.replace(",", "")
             tokens.append(tok.rstrip(".,"))
             continue
-        tok = re.sub(r"['’]s$", "", tok).replace("’", "'")
+        if "'" in tok or "’" in tok:
+            tok = _POSSESSIVE.sub("", tok).replace("’", "'")
         if tok in STOPWORDS or len(tok) < 2 and tok not in ("x",):
             continue
         tokens.append(_stem(tok))

@@ -65,6 +65,42 @@ def test_empty_and_punctuation_only():
     assert tokenize("— … ?!") == []
 
 
+def _reference_tokenize(text: str) -> list[str]:
+    """tokenize as first written (no memo, patterns compiled per call), to check the faster one against."""
+    import re
+    import unicodedata
+
+    from index.bm25 import _TOKEN, STOPWORDS, _stem
+
+    text = unicodedata.normalize("NFKC", text).lower()
+    tokens = []
+    for m in _TOKEN.finditer(text):
+        tok = m.group()
+        if tok[0].isdigit():
+            if re.fullmatch(r"\d{1,3}(?:,\d{3})+(?:\.\d+)?", tok):
+                tok = tok.replace(",", "")
+            tokens.append(tok.rstrip(".,"))
+            continue
+        tok = re.sub(r"['’]s$", "", tok).replace("’", "'")
+        if tok in STOPWORDS or len(tok) < 2 and tok not in ("x",):
+            continue
+        tokens.append(_stem(tok))
+    return tokens
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=st.sampled_from(list("aAsS'’ ,.0123x-ﬁ\nÉé")) | st.characters(), max_size=400))
+def test_tokenize_equals_the_reference(text):
+    assert tokenize(text) == _reference_tokenize(text)
+    assert tokenize(text) == _reference_tokenize(text)  # again, from the memo
+
+
+def test_tokenize_returns_a_fresh_list():
+    first = tokenize("Russia's army")
+    first.append("changed")
+    assert tokenize("Russia's army") == _reference_tokenize("Russia's army")
+
+
 # --- scoring ------------------------------------------------------------------------------------
 
 VOCAB = [f"w{i}" for i in range(12)] + ["common", "rare"]
