@@ -77,12 +77,21 @@ class Index:
         if self._faiss is None:
             with self._lock:
                 if self._faiss is None:
-                    try:
-                        self._faiss = dense.read_faiss(self._faiss_file)
-                    except Exception as exc:  # faiss raises RuntimeError with C++ text
-                        raise IndexCorrupt(f"vectors.faiss unreadable: {_first_line(exc)}") from None
+                    self._faiss = self._read_faiss()
                     self._faiss_file.close()
         return self._faiss
+
+    def _read_faiss(self):
+        """The vectors, from their path, or from the handle opened at load if a newer build removed the folder."""
+        try:
+            try:
+                return dense.load_faiss(self.folder / "vectors.faiss")
+            except RuntimeError:
+                if self.folder.exists():
+                    raise
+                return dense.read_faiss(self._faiss_file)
+        except Exception as exc:  # faiss raises RuntimeError with C++ text
+            raise IndexCorrupt(f"vectors.faiss unreadable: {_first_line(exc)}") from None
 
     def chunk(self, i: int) -> Chunk:
         return Chunk.model_construct(**self.records[i])

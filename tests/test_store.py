@@ -295,6 +295,7 @@ def test_records_stay_readable_after_their_generation_is_pruned(built):
         build(corpus, index_dir)
     assert not index.folder.exists()
     assert index.records[0] == first and list(index.records)[-1]["doc"] == "notes/minerals.txt"
+    assert index.faiss.ntotal == index.manifest.num_chunks  # read from the handle opened at load
 
 
 def test_an_index_of_the_previous_format_is_rebuilt(built):
