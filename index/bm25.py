@@ -4,8 +4,9 @@ from __future__ import annotations
 import json
 import re
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
+from itertools import chain
 from pathlib import Path
 
 import numpy as np
@@ -68,7 +69,10 @@ def term_set(text: str) -> frozenset[str]:
 
 @dataclass
 class BM25Index:
-    """Term postings in CSR form: documents containing term t are doc_ids[indptr[t]:indptr[t+1]]."""
+    """Term postings in CSR form: documents containing term t are doc_ids[indptr[t]:indptr[t+1]].
+
+    Terms are numbered in sorted order, so a rebuild that reuses postings gives the same arrays as a fresh build.
+    """
 
     vocab: dict[str, int]
     indptr: np.ndarray
@@ -76,6 +80,7 @@ class BM25Index:
     tfs: np.ndarray
     doc_len: np.ndarray
     params: BM25Params
+    _norm: np.ndarray | None = field(default=None, repr=False, compare=False)
 
     @property
     def num_docs(self) -> int:
@@ -86,13 +91,20 @@ class BM25Index:
         df = self.indptr[term_id + 1] - self.indptr[term_id]
         return float(np.log((self.num_docs + 1) / df))
 
+    def norm(self) -> np.ndarray:
+        """k1 * (1 - b + b * len / avg len) of every chunk, computed once."""
+        if self._norm is None:
+            k1, b = self.params.k1, self.params.b
+            self._norm = k1 * (1 - b + b * self.doc_len / self.doc_len.mean())
+        return self._norm
+
     def scores(self, query_tokens: list[str]) -> np.ndarray:
         """BM25+ score of every chunk for the query, as rank_bm25.BM25Plus.get_scores computes it."""
-        k1, b, delta = self.params.k1, self.params.b, self.params.delta
+        k1, delta = self.params.k1, self.params.delta
         out = np.zeros(self.num_docs, dtype=np.float64)
         if self.num_docs == 0:
             return out
-        norm = k1 * (1 - b + b * self.doc_len / self.doc_len.mean())
+        norm = self.norm()
         constant = 0.0
         for tok in query_tokens:
             t = self.vocab.get(tok)
@@ -104,8 +116,16 @@ class BM25Index:
             tf = self.tfs[lo:hi]
             # delta is added for every document, matching or not; it shifts all scores equally
             constant += idf * delta
-            np.add.at(out, ids, idf * (tf * (k1 + 1)) / (norm[ids] + tf))
+            out[ids] += idf * (tf * (k1 + 1)) / (norm[ids] + tf)  # ids are distinct within one term's postings
         return out + constant
+
+    def check(self) -> None:
+        """Raise ValueError unless the arrays fit together."""
+        n_post = len(self.doc_ids)
+        if (self.indptr.ndim != 1 or len(self.indptr) != len(self.vocab) + 1 or len(self.tfs) != n_post
+                or (len(self.indptr) and int(self.indptr[-1]) != n_post)
+                or (n_post and not 0 <= int(self.doc_ids.min()) <= int(self.doc_ids.max()) < self.num_docs)):
+            raise ValueError("BM25 postings are inconsistent")
 
     def save(self, folder: Path) -> None:
         (folder / "bm25_vocab.json").write_text(json.dumps(self.vocab, ensure_ascii=False), encoding="utf-8")
@@ -117,32 +137,97 @@ class BM25Index:
     @classmethod
     def load(cls, folder: Path, params: BM25Params) -> "BM25Index":
         vocab = json.loads((folder / "bm25_vocab.json").read_text(encoding="utf-8"))
+        if not isinstance(vocab, dict):
+            raise ValueError("bm25_vocab.json is not a term -> id object")
         arrays = {
             name: np.load(folder / f"bm25_{name}.npy", allow_pickle=False)
             for name in ("indptr", "doc_ids", "tfs", "doc_len")
         }
-        return cls(vocab=vocab, params=params, **arrays)
+        index = cls(vocab=vocab, params=params, **arrays)
+        index.check()
+        return index
+
+
+class PostingsBuilder:
+    """Chunks in order, tokenised afresh or taken from a base index's postings, turned into a new BM25Index.
+
+    Reused chunks cost no tokenising and no Python loop: their postings are remapped as arrays.
+    """
+
+    def __init__(self, base: BM25Index | None = None) -> None:
+        self.base = base
+        self.term_id: dict[str, int] = dict(base.vocab) if base is not None else {}
+        self.base_to_new = np.full(base.num_docs if base is not None else 0, -1, dtype=np.int32)
+        self.parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # (term, doc, tf) of fresh chunks
+        self.lens: list[np.ndarray] = []
+        self.num_docs = 0
+
+    def add_tokens(self, tokenized: list[list[str]]) -> None:
+        """Append chunks given as token lists."""
+        ids = self.term_id
+        for word in dict.fromkeys(chain.from_iterable(tokenized)):
+            ids.setdefault(word, len(ids))
+        lens = np.fromiter(map(len, tokenized), dtype=np.int64, count=len(tokenized))
+        flat = np.fromiter(map(ids.__getitem__, chain.from_iterable(tokenized)), dtype=np.int64, count=int(lens.sum()))
+        docs = np.repeat(np.arange(self.num_docs, self.num_docs + len(tokenized), dtype=np.int64), lens)
+        keys, tf = _count((docs << 32) | flat)
+        self.parts.append(((keys & 0xFFFFFFFF).astype(np.int32), (keys >> 32).astype(np.int32), tf.astype(np.float32)))
+        self.lens.append(lens.astype(np.float64))
+        self.num_docs += len(tokenized)
+
+    def add_base(self, lo: int, hi: int) -> None:
+        """Append chunks lo..hi-1 of the base index, unchanged."""
+        self.base_to_new[lo:hi] = np.arange(self.num_docs, self.num_docs + hi - lo)
+        self.lens.append(self.base.doc_len[lo:hi].astype(np.float64))
+        self.num_docs += hi - lo
+
+    def build(self, params: BM25Params) -> BM25Index:
+        parts = list(self.parts)
+        if self.base is not None and self.base.num_docs:
+            base = self.base
+            terms = np.repeat(np.arange(len(base.indptr) - 1, dtype=np.int32), np.diff(base.indptr))
+            docs = self.base_to_new[base.doc_ids]
+            keep = docs >= 0
+            parts.append((terms[keep], docs[keep], base.tfs[keep]))
+        empty = (np.zeros(0, dtype=np.int32), np.zeros(0, dtype=np.int32), np.zeros(0, dtype=np.float32))
+        term, doc, tf = (np.concatenate([p[k] for p in parts] + [empty[k]]) for k in range(3))
+        doc_len = np.concatenate(self.lens + [np.zeros(0, dtype=np.float64)])
+        terms = [""] * len(self.term_id)
+        for word, t in self.term_id.items():
+            terms[t] = word
+        return _assemble(terms, term, doc, tf, doc_len, params)
+
+
+def _count(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct keys, sorted, and how often each occurs (np.unique's result, without its overhead)."""
+    keys = np.sort(keys)
+    starts = np.flatnonzero(np.concatenate(([True], keys[1:] != keys[:-1]))) if len(keys) else np.zeros(0, np.int64)
+    return keys[starts], np.diff(np.append(starts, len(keys)))
+
+
+def _assemble(terms: list[str], term: np.ndarray, doc: np.ndarray, tf: np.ndarray, doc_len: np.ndarray,
+              params: BM25Params) -> BM25Index:
+    """CSR postings from (term, doc, tf) triples: unused terms dropped, terms numbered in sorted order."""
+    used = np.flatnonzero(np.bincount(term, minlength=len(terms)))
+    order = sorted(used.tolist(), key=terms.__getitem__)
+    new_id = np.full(len(terms), -1, dtype=np.int32)
+    new_id[order] = np.arange(len(order))
+    term = new_id[term]
+    sort = np.argsort((term.astype(np.int64) << 32) | doc, kind="stable")
+    indptr = np.zeros(len(order) + 1, dtype=np.int64)
+    np.cumsum(np.bincount(term, minlength=len(order)), out=indptr[1:])
+    return BM25Index(
+        vocab={terms[t]: n for n, t in enumerate(order)},
+        indptr=indptr,
+        doc_ids=doc[sort].astype(np.int32, copy=False),
+        tfs=tf[sort].astype(np.float32, copy=False),
+        doc_len=doc_len,
+        params=params,
+    )
 
 
 def build_bm25(tokenized: list[list[str]], params: BM25Params) -> BM25Index:
     """Postings for a tokenised corpus (one token list per chunk)."""
-    vocab: dict[str, int] = {}
-    rows: list[tuple[int, int, int]] = []
-    for doc_id, tokens in enumerate(tokenized):
-        counts: dict[str, int] = {}
-        for tok in tokens:
-            counts[tok] = counts.get(tok, 0) + 1
-        for tok, c in counts.items():
-            rows.append((vocab.setdefault(tok, len(vocab)), doc_id, c))
-    rows.sort()
-    term_ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
-    indptr = np.zeros(len(vocab) + 1, dtype=np.int64)
-    np.add.at(indptr, term_ids + 1, 1)
-    return BM25Index(
-        vocab=vocab,
-        indptr=np.cumsum(indptr),
-        doc_ids=np.fromiter((r[1] for r in rows), dtype=np.int32, count=len(rows)),
-        tfs=np.fromiter((r[2] for r in rows), dtype=np.float32, count=len(rows)),
-        doc_len=np.array([len(t) for t in tokenized], dtype=np.float64),
-        params=params,
-    )
+    builder = PostingsBuilder()
+    builder.add_tokens(tokenized)
+    return builder.build(params)

@@ -1,10 +1,12 @@
-"""Dense side: packaged MiniLM embeddings (sentence-transformers to build, ONNX to query) in a FAISS index."""
+"""Dense side: packaged MiniLM embeddings (sentence-transformers to build, ONNX to query and to re-embed a few
+changed chunks, see store.py) in a FAISS index."""
 from __future__ import annotations
 
 import importlib.util
 import os
 from functools import lru_cache
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
@@ -95,34 +97,59 @@ def load_encoder(kind: str = "onnx"):
     return OnnxEncoder()
 
 
-def build_faiss(vectors: np.ndarray):
-    """Exact inner-product index over normalised vectors (cosine similarity)."""
+def _faiss():
     import faiss
 
-    index = faiss.IndexFlatIP(MODEL_DIM)
+    faiss.omp_set_num_threads(1)  # one query at a time: a single thread is faster
+    return faiss
+
+
+def build_faiss(vectors: np.ndarray):
+    """Exact inner-product index over normalised vectors (cosine similarity)."""
+    index = _faiss().IndexFlatIP(MODEL_DIM)
     if len(vectors):
         index.add(np.ascontiguousarray(vectors, dtype=np.float32))
     return index
 
 
 def save_faiss(index, path: Path) -> None:
-    import faiss
-
-    faiss.write_index(index, str(path))
+    _faiss().write_index(index, str(path))
 
 
 def load_faiss(path: Path):
-    import faiss
+    return _faiss().read_index(str(path))
 
-    faiss.omp_set_num_threads(1)  # one query at a time: a single thread is faster
-    return faiss.read_index(str(path))
+
+def read_faiss(fh: BinaryIO):
+    """Load a FAISS index from an open file (still readable after a newer build removed its folder)."""
+    fh.seek(0)
+    faiss = _faiss()
+    return faiss.read_index(faiss.PyCallbackIOReader(fh.read, 1 << 22))
+
+
+def faiss_shape(path: Path) -> tuple[int, int]:
+    """(vectors, dimension) of a FAISS file, its size checked by faiss without reading the vectors."""
+    faiss = _faiss()
+    flag = getattr(faiss, "IO_FLAG_MMAP_IFC", None)  # maps the vectors instead of reading them (recent faiss)
+    index = faiss.read_index(str(path)) if flag is None else faiss.read_index(str(path), flag)
+    return index.ntotal, index.d
+
+
+def stored_vectors(index) -> np.ndarray:
+    """The vectors of a flat index, as a view of its storage (valid while the index lives)."""
+    n, d = index.ntotal, index.d
+    if n == 0:
+        return np.zeros((0, d), dtype=np.float32)
+    faiss = _faiss()
+    try:
+        return faiss.rev_swig_ptr(faiss.downcast_index(index).get_xb(), n * d).reshape(n, d)
+    except AttributeError:  # not a flat index
+        return index.reconstruct_n(0, n)
 
 
 def faiss_vectors(index) -> np.ndarray:
-    """All stored vectors, to reuse embeddings of unchanged chunks in a rebuild."""
-    if index.ntotal == 0:
-        return np.zeros((0, MODEL_DIM), dtype=np.float32)
-    return index.reconstruct_n(0, index.ntotal)
+    """All stored vectors (a copy)."""
+    return np.array(stored_vectors(index), dtype=np.float32)
 
 
 def dense_search(index, query_vec: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:

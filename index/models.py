@@ -3,7 +3,11 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: chunk records read on demand (chunk_offsets.npy), tokens reused from the postings
+
+
+class IndexCorrupt(Exception):
+    """The index folder exists but cannot be read; rebuilding fixes it."""
 
 
 class Span(BaseModel):
@@ -79,5 +83,8 @@ class Manifest(BaseModel):
     bm25: BM25Params
     files: list[SourceFile]
     num_chunks: int
+    onnx_vectors: int = Field(default=0, description=(
+        "chunks embedded by the int8 ONNX twin of the model (a rebuild embeds a few changed chunks with it instead "
+        "of loading sentence-transformers); the other chunks' vectors are sentence-transformers'"))
     built_at: str
     build_seconds: float

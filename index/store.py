@@ -1,4 +1,15 @@
-"""The index folder: build aside and switch atomically under a lock; load and check it against the corpus."""
+"""The index folder: build aside and switch atomically under a lock; load and check it against the corpus.
+
+A generation folder holds manifest.json; chunks.jsonl with chunk_offsets.npy (records read on demand, see
+records.py); chunk_hashes.npy (each chunk's embedding-cache key) and vectors_onnx.npy (which vectors came from the
+ONNX twin); bm25_vocab.json and bm25_*.npy (postings, which a rebuild reuses for unchanged files instead of
+re-tokenising them); vectors.faiss. Nothing is pickled.
+
+A rebuild embeds only chunks whose text hash is new. Up to ONNX_REEMBED_MAX of them (an edited file or two) are
+embedded with the int8 ONNX twin of the model that already encodes queries (cosine ~0.999 to sentence-transformers,
+no torch import); more, or a first build, use sentence-transformers. manifest.onnx_vectors counts the former.
+"""
+
 from __future__ import annotations
 
 import contextlib
@@ -7,10 +18,12 @@ import hashlib
 import json
 import os
 import shutil
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 from pydantic import ValidationError
@@ -19,14 +32,17 @@ from . import bm25 as bm25_mod
 from . import dense
 from .chunk import make_chunks
 from .ingest import SkippedFile, clean_document, find_files, read_text
-from .models import FORMAT_VERSION, BM25Params, Chunk, ChunkParams, Manifest, SourceFile
+from .models import FORMAT_VERSION, BM25Params, Chunk, ChunkParams, IndexCorrupt, Manifest, SourceFile
+from .records import CHUNKS, OFFSETS, ChunkStore, ChunkWriter
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
 Warn = Callable[[str], None]
+HASHES = "chunk_hashes.npy"
+ONNX_FLAGS = "vectors_onnx.npy"
+ONNX_REEMBED_MAX = 256  # a rebuild with at most this many new chunks embeds them with the ONNX twin
+HASH_DTYPE = "S40"  # sha1 hex of a chunk's search_text
 
-
-class IndexCorrupt(Exception):
-    """The index folder exists but cannot be read; rebuilding fixes it."""
+__all__ = ["IndexCorrupt", "Index", "build_index", "load_index", "read_manifest", "scan_corpus", "stale_reason"]
 
 
 @dataclass
@@ -41,23 +57,41 @@ class CorpusFile:
 
 @dataclass
 class Index:
-    """A loaded index: manifest, chunk records, BM25 postings and (lazily) the FAISS vectors."""
+    """A loaded index: manifest, chunk records (a sequence of dicts read on demand), BM25 postings, FAISS vectors.
+
+    The vectors are read on first use (a `qa index` that finds nothing to do never reads them) from a file handle
+    opened and checked at load.
+    """
 
     folder: Path
     manifest: Manifest
-    records: list[dict]
+    records: ChunkStore
     bm25: bm25_mod.BM25Index
     _faiss: object | None = field(default=None, repr=False)
+    _faiss_file: BinaryIO | None = field(default=None, repr=False)
     _sources: dict[str, SourceFile] | None = field(default=None, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
     def faiss(self):
         if self._faiss is None:
-            try:
-                self._faiss = dense.load_faiss(self.folder / "vectors.faiss")
-            except Exception as exc:  # faiss raises RuntimeError with C++ text
-                raise IndexCorrupt(f"vectors.faiss unreadable: {str(exc).splitlines()[0][:120]}") from None
+            with self._lock:
+                if self._faiss is None:
+                    self._faiss = self._read_faiss()
+                    self._faiss_file.close()
         return self._faiss
+
+    def _read_faiss(self):
+        """The vectors, from their path, or from the handle opened at load if a newer build removed the folder."""
+        try:
+            try:
+                return dense.load_faiss(self.folder / "vectors.faiss")
+            except RuntimeError:
+                if self.folder.exists():
+                    raise
+                return dense.read_faiss(self._faiss_file)
+        except Exception as exc:  # faiss raises RuntimeError with C++ text
+            raise IndexCorrupt(f"vectors.faiss unreadable: {_first_line(exc)}") from None
 
     def chunk(self, i: int) -> Chunk:
         return Chunk.model_construct(**self.records[i])
@@ -70,6 +104,10 @@ class Index:
         if self._sources is None:
             self._sources = {f.doc: f for f in self.manifest.files}
         return self._sources.get(doc)
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).splitlines() or [type(exc).__name__])[0][:120]
 
 
 def scan_corpus(paths: list[Path]) -> tuple[Path, list[CorpusFile]]:
@@ -133,15 +171,17 @@ def _current_generation(index_dir: Path) -> Path | None:
     return folder
 
 
-def read_manifest(index_dir: Path) -> Manifest | None:
-    """The current manifest, or None when no index was ever built here."""
-    folder = _current_generation(index_dir)
-    if folder is None:
-        return None
+def _read_manifest(folder: Path) -> Manifest:
     try:
         return Manifest.model_validate_json((folder / "manifest.json").read_text(encoding="utf-8"))
     except (OSError, ValidationError, ValueError) as exc:
-        raise IndexCorrupt(f"manifest.json unreadable: {str(exc).splitlines()[0][:120]}") from None
+        raise IndexCorrupt(f"manifest.json unreadable: {_first_line(exc)}") from None
+
+
+def read_manifest(index_dir: Path) -> Manifest | None:
+    """The current manifest, or None when no index was ever built here."""
+    folder = _current_generation(index_dir)
+    return None if folder is None else _read_manifest(folder)
 
 
 def load_index(index_dir: Path) -> Index | None:
@@ -149,21 +189,45 @@ def load_index(index_dir: Path) -> Index | None:
     folder = _current_generation(index_dir)
     if folder is None:
         return None
-    manifest = read_manifest(index_dir)
-    try:
-        with open(folder / "chunks.jsonl", encoding="utf-8") as f:
-            records = [json.loads(line) for line in f]
-        bm25 = bm25_mod.BM25Index.load(folder, manifest.bm25)
-    except (OSError, ValueError, KeyError) as exc:
-        raise IndexCorrupt(f"{str(exc).splitlines()[0][:160]}") from None
-    if len(records) != manifest.num_chunks or bm25.num_docs != manifest.num_chunks:
+    manifest = _read_manifest(folder)
+    if manifest.format_version != FORMAT_VERSION:
+        raise IndexCorrupt(f"index format {manifest.format_version} is from another version (this one reads "
+                           f"{FORMAT_VERSION})")
+    return _open_generation(folder, manifest)
+
+
+def _open_generation(folder: Path, manifest: Manifest, bm25: bm25_mod.BM25Index | None = None,
+                     faiss_index: object | None = None) -> Index:
+    """An Index over a generation folder, its files checked against the manifest (records are not parsed)."""
+    n = manifest.num_chunks
+    if sum(f.chunks for f in manifest.files if f.skipped is None) != n:
+        raise IndexCorrupt("the manifest's per-file chunk counts do not add up")
+    records = ChunkStore.open(folder, n)
+    if bm25 is None:
+        try:
+            bm25 = bm25_mod.BM25Index.load(folder, manifest.bm25)
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise IndexCorrupt(_first_line(exc)) from None
+    if bm25.num_docs != n:
         raise IndexCorrupt("chunk count does not match the manifest")
-    if not all(isinstance(r, dict) and "text" in r and "doc" in r for r in records):
-        raise IndexCorrupt("chunks.jsonl holds malformed records")
-    index = Index(folder=folder, manifest=manifest, records=records, bm25=bm25)
-    if index.faiss.ntotal != manifest.num_chunks:
+    faiss_file = None
+    if faiss_index is None:
+        path = folder / "vectors.faiss"
+        try:
+            faiss_file = open(path, "rb")  # noqa: SIM115 - read (and closed) on first use of index.faiss
+            shape = dense.faiss_shape(path)
+        except Exception as exc:  # faiss raises RuntimeError with C++ text
+            if faiss_file is not None:
+                faiss_file.close()
+            raise IndexCorrupt(f"vectors.faiss unreadable: {_first_line(exc)}") from None
+    else:
+        shape = (faiss_index.ntotal, faiss_index.d)
+    if shape != (n, dense.MODEL_DIM):
+        if faiss_file is not None:
+            faiss_file.close()
         raise IndexCorrupt("vectors.faiss does not match the manifest")
-    return index
+    return Index(folder=folder, manifest=manifest, records=records, bm25=bm25, _faiss=faiss_index,
+                 _faiss_file=faiss_file)
 
 
 # --- writing ---------------------------------------------------------------------------------
@@ -209,137 +273,208 @@ def _prune(index_dir: Path, keep: set[str]) -> None:
             shutil.rmtree(child, ignore_errors=True)
 
 
+@dataclass
+class Previous:
+    """What a rebuild takes from the generation it replaces: unchanged files' chunks, postings and vectors."""
+
+    index: Index
+    files: dict[str, tuple[SourceFile, int, int]]  # doc -> (source, first chunk, end chunk) when chunks are reusable
+    hashes: np.ndarray  # each chunk's embedding-cache key
+    onnx: np.ndarray  # whether its vector came from the ONNX twin
+
+
+@dataclass
+class Collected:
+    """The new generation's chunks in order: where each came from, its hash, and the new texts to embed."""
+
+    sources: list[SourceFile] = field(default_factory=list)
+    old_rows: list[np.ndarray] = field(default_factory=list)  # per file: previous chunk ids, -1 for new chunks
+    hashes: list[np.ndarray] = field(default_factory=list)
+    fresh: list[tuple[int, str, str]] = field(default_factory=list)  # (row, hash, search_text) of new chunks
+    count: int = 0
+
+
+def _load_previous(index_dir: Path, chunking: ChunkParams, bm25_params: BM25Params) -> Previous | None:
+    """The current generation, as a source of reusable chunks and vectors (None when missing or corrupt)."""
+    try:
+        index = load_index(index_dir)
+        if index is None or index.manifest.model_name != dense.MODEL_NAME:
+            return None
+        n = index.manifest.num_chunks
+        hashes = np.load(index.folder / HASHES, allow_pickle=False)
+        onnx = np.load(index.folder / ONNX_FLAGS, allow_pickle=False)
+    except (IndexCorrupt, OSError, ValueError, EOFError):
+        return None
+    if hashes.shape != (n,) or hashes.dtype != np.dtype(HASH_DTYPE) or onnx.shape != (n,) or onnx.dtype != bool:
+        return None
+    same = index.manifest.chunking == chunking and index.manifest.bm25 == bm25_params
+    return Previous(index=index, files=_file_ranges(index.manifest) if same else {}, hashes=hashes, onnx=onnx)
+
+
+def _file_ranges(manifest: Manifest) -> dict[str, tuple[SourceFile, int, int]]:
+    """Each indexed file's chunk id range (chunks are stored file by file, in manifest order)."""
+    out = {}
+    lo = 0
+    for source in manifest.files:
+        if source.skipped is None:
+            out[source.doc] = (source, lo, lo + source.chunks)
+            lo += source.chunks
+    return out
+
+
+def _collect(files: list[CorpusFile], previous: Previous | None, chunking: ChunkParams, writer: ChunkWriter,
+             postings: bm25_mod.PostingsBuilder, progress: Progress | None, warn: Warn | None) -> Collected:
+    """Read every file (or reuse its previous chunks when its content is unchanged), writing records as we go."""
+    out = Collected()
+    reusable = previous.files if previous is not None else {}
+    for n, f in enumerate(files, 1):
+        sha = _sha256(f.path)
+        old = reusable.get(f.doc)
+        if old is not None and old[0].sha256 == sha:
+            source, lo, hi = old
+            writer.copy(previous.index.records, lo, hi)
+            postings.add_base(lo, hi)
+            out.old_rows.append(np.arange(lo, hi, dtype=np.int64))
+            out.hashes.append(previous.hashes[lo:hi])
+            out.sources.append(source.model_copy(update={"size": f.size, "mtime_ns": f.mtime_ns}))
+            out.count += hi - lo
+        else:
+            try:
+                text = read_text(f.path)
+            except SkippedFile as exc:
+                if warn:
+                    warn(f"skipped {f.doc}: {exc}")
+                out.sources.append(SourceFile(doc=f.doc, size=f.size, mtime_ns=f.mtime_ns, sha256=sha,
+                                              skipped=str(exc)))
+                continue
+            document = clean_document(f.doc, text)
+            chunks = make_chunks(document, chunking)
+            writer.add([c.model_dump() for c in chunks])
+            postings.add_tokens([bm25_mod.tokenize(c.search_text) for c in chunks])
+            out.old_rows.append(np.full(len(chunks), -1, dtype=np.int64))
+            out.hashes.append(np.array([c.hash for c in chunks], dtype=HASH_DTYPE))
+            out.fresh.extend((out.count + k, c.hash, c.search_text) for k, c in enumerate(chunks))
+            out.sources.append(SourceFile(doc=f.doc, size=f.size, mtime_ns=f.mtime_ns, sha256=sha,
+                                          title=document.title, date=document.date, author=document.author,
+                                          chunks=len(chunks)))
+            out.count += len(chunks)
+        if progress:
+            progress("reading", n, len(files))
+    return out
+
+
+def _concat(parts: list[np.ndarray], dtype) -> np.ndarray:
+    return np.concatenate(parts).astype(dtype, copy=False) if parts else np.zeros(0, dtype=dtype)
+
+
+def _vectors(collected: Collected, previous: Previous | None, progress: Progress | None) -> tuple[object, np.ndarray]:
+    """The new FAISS index and which vectors came from the ONNX twin: reused by position or hash, else embedded."""
+    rows = _concat(collected.old_rows, np.int64)
+    onnx = np.zeros(collected.count, dtype=bool)
+    old_faiss = None
+    if previous is not None and previous.index.manifest.num_chunks:
+        old_faiss = previous.index.faiss
+        cache = {h: i for i, h in enumerate(previous.hashes.tolist())} if collected.fresh else {}
+        for row, h, _ in collected.fresh:
+            rows[row] = cache.get(h.encode(), -1)
+        onnx[rows >= 0] = previous.onnx[rows[rows >= 0]]
+    missing = [(row, text) for row, _, text in collected.fresh if rows[row] < 0]
+    embedded = np.zeros((0, dense.MODEL_DIM), dtype=np.float32)
+    embedded_at = np.full(collected.count, -1, dtype=np.int64)
+    if missing:
+        texts = [text for _, text in missing]
+        use_onnx = old_faiss is not None and len(missing) <= ONNX_REEMBED_MAX
+        try:
+            embedded = _embed(texts, "onnx" if use_onnx else "sentence-transformers", progress)
+        except dense.ModelMissing:
+            if not use_onnx:
+                raise
+            use_onnx = False  # the ONNX twin is not installed: the reference model does it, slower to load
+            embedded = _embed(texts, "sentence-transformers", progress)
+        at = np.array([row for row, _ in missing], dtype=np.int64)
+        embedded_at[at] = np.arange(len(missing))
+        onnx[at] = use_onnx
+    return _faiss_index(rows, old_faiss, embedded_at, embedded), onnx
+
+
+def _faiss_index(rows: np.ndarray, old_faiss, embedded_at: np.ndarray, embedded: np.ndarray, block: int = 16384):
+    """A flat index over every chunk, added a block at a time (no full copy of the vectors in between)."""
+    index = dense.build_faiss(np.zeros((0, dense.MODEL_DIM), dtype=np.float32))
+    for lo in range(0, len(rows), block):
+        old, new = rows[lo:lo + block], embedded_at[lo:lo + block]
+        vectors = np.empty((len(old), dense.MODEL_DIM), dtype=np.float32)
+        reused = old >= 0
+        if reused.any():
+            vectors[reused] = dense.stored_vectors(old_faiss)[old[reused]]
+        vectors[~reused] = embedded[new[~reused]]
+        index.add(vectors)
+    return index
+
+
+def _embed(texts: list[str], kind: str, progress: Progress | None) -> np.ndarray:
+    """Embeddings of new chunks' search texts with the given encoder ("onnx" or "sentence-transformers")."""
+    if progress:
+        progress("loading model", 0, len(texts))
+    encoder = dense.load_encoder(kind)
+    out = np.zeros((len(texts), dense.MODEL_DIM), dtype=np.float32)
+    step = 64
+    for lo in range(0, len(texts), step):
+        out[lo:lo + step] = encoder.encode(texts[lo:lo + step])
+        if progress:
+            progress("embedding", min(lo + step, len(texts)), len(texts))
+    return out
+
+
+def _fsync_files(folder: Path) -> None:
+    for child in folder.iterdir():
+        with open(child, "rb") as fh:
+            os.fsync(fh.fileno())
+
+
 def build_index(paths: list[Path], index_dir: Path, chunking: ChunkParams, bm25_params: BM25Params,
                 progress: Progress | None = None, warn: Warn | None = None) -> tuple[Index, float]:
     """Build (reusing unchanged files' chunks and embeddings) and switch to it; returns the index and seconds."""
     t0 = time.perf_counter()
     root, files = scan_corpus(paths)
     with build_lock(index_dir):
-        try:
-            previous = load_index(index_dir)
-        except IndexCorrupt:
-            previous = None
-        if previous is not None and (previous.manifest.chunking != chunking or previous.manifest.bm25 != bm25_params
-                                     or previous.manifest.model_name != dense.MODEL_NAME):
-            reuse_chunks = {}
-        else:
-            reuse_chunks = _chunks_by_file(previous)
-        cached_vectors = _vectors_by_hash(previous)
-
-        sources: list[SourceFile] = []
-        records: list[dict] = []
-        tokens: list[list[str]] = []
-        for n, f in enumerate(files, 1):
-            sha = _sha256(f.path)
-            old = reuse_chunks.get(f.doc)
-            if old is not None and old[0].sha256 == sha:
-                source, file_records, file_tokens = old
-                source = source.model_copy(update={"size": f.size, "mtime_ns": f.mtime_ns})
-            else:
-                try:
-                    text = read_text(f.path)
-                except SkippedFile as exc:
-                    if warn:
-                        warn(f"skipped {f.doc}: {exc}")
-                    sources.append(SourceFile(doc=f.doc, size=f.size, mtime_ns=f.mtime_ns, sha256=sha, skipped=str(exc)))
-                    continue
-                document = clean_document(f.doc, text)
-                chunks = make_chunks(document, chunking)
-                file_records = [c.model_dump() for c in chunks]
-                file_tokens = [bm25_mod.tokenize(c.search_text) for c in chunks]
-                source = SourceFile(doc=f.doc, size=f.size, mtime_ns=f.mtime_ns, sha256=sha, title=document.title,
-                                    date=document.date, author=document.author, chunks=len(chunks))
-            for rec in file_records:
-                records.append({**rec, "id": len(records)})
-            tokens.extend(file_tokens)
-            sources.append(source)
-            if progress:
-                progress("reading", n, len(files))
-
-        vectors = _embed(records, cached_vectors, progress)
-        bm25 = bm25_mod.build_bm25(tokens, bm25_params)
-        manifest = Manifest(
-            corpus_root=str(root), model_name=dense.MODEL_NAME, model_dim=dense.MODEL_DIM, chunking=chunking,
-            bm25=bm25_params, files=sources, num_chunks=len(records),
-            built_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-            build_seconds=round(time.perf_counter() - t0, 3),
-        )
+        previous = _load_previous(index_dir, chunking, bm25_params)  # again under the lock: another build may have won
         building = index_dir / f".building-{time.time_ns()}-{os.getpid()}"
         building.mkdir()
-        with open(building / "chunks.jsonl", "w", encoding="utf-8") as fh:
-            for rec in records:
-                fh.write(json.dumps(rec, ensure_ascii=False) + "\n")
-        with open(building / "tokens.jsonl", "w", encoding="utf-8") as fh:
-            for toks in tokens:
-                fh.write(json.dumps(toks, ensure_ascii=False) + "\n")
-        bm25.save(building)
-        dense.save_faiss(dense.build_faiss(vectors), building / "vectors.faiss")
-        (building / "manifest.json").write_text(manifest.model_dump_json(indent=1), encoding="utf-8")
-        for child in building.iterdir():
-            with open(child, "rb") as fh:
-                os.fsync(fh.fileno())
-        generation = index_dir / building.name.replace(".building-", "gen-", 1)
-        os.rename(building, generation)
+        try:
+            generation, manifest, bm25, faiss_index = _write_generation(
+                building, root, files, previous, chunking, bm25_params, t0, progress, warn)
+        except BaseException:
+            shutil.rmtree(building, ignore_errors=True)
+            raise
         _switch_to(index_dir, generation)
-        _prune(index_dir, keep={generation.name} | ({previous.folder.name} if previous else set()))
-        index = load_index(index_dir)
+        _prune(index_dir, keep={generation.name} | ({previous.index.folder.name} if previous else set()))
+        index = _open_generation(generation, manifest, bm25, faiss_index)
     return index, time.perf_counter() - t0
 
 
-def _chunks_by_file(previous: Index | None) -> dict[str, tuple[SourceFile, list[dict], list[list[str]]]]:
-    """Chunk records and tokens of the previous build, per file, for files that did not change."""
-    if previous is None:
-        return {}
-    try:
-        with open(previous.folder / "tokens.jsonl", encoding="utf-8") as fh:
-            tokens = [json.loads(line) for line in fh]
-    except (OSError, ValueError):
-        return {}
-    if len(tokens) != len(previous.records):
-        return {}
-    by_doc: dict[str, tuple[list[dict], list[list[str]]]] = {}
-    for rec, toks in zip(previous.records, tokens):
-        recs, tks = by_doc.setdefault(rec["doc"], ([], []))
-        recs.append(rec)
-        tks.append(toks)
-    out = {}
-    for source in previous.manifest.files:
-        if source.skipped is None:
-            recs, tks = by_doc.get(source.doc, ([], []))
-            out[source.doc] = (source, recs, tks)
-    return out
-
-
-def _vectors_by_hash(previous: Index | None) -> dict[str, np.ndarray]:
-    if previous is None:
-        return {}
-    try:
-        vectors = dense.faiss_vectors(previous.faiss)
-    except IndexCorrupt:
-        return {}
-    if len(vectors) != len(previous.records):
-        return {}
-    return {rec["hash"]: vectors[i] for i, rec in enumerate(previous.records)}
-
-
-def _embed(records: list[dict], cached: dict[str, np.ndarray], progress: Progress | None) -> np.ndarray:
-    """Embeddings for all chunks: cached by text hash, the rest encoded with sentence-transformers."""
-    vectors = np.zeros((len(records), dense.MODEL_DIM), dtype=np.float32)
-    missing = []
-    for i, rec in enumerate(records):
-        vec = cached.get(rec["hash"])
-        if vec is None:
-            missing.append(i)
-        else:
-            vectors[i] = vec
-    if missing:
-        if progress:
-            progress("loading model", 0, len(missing))
-        encoder = dense.load_encoder("sentence-transformers")
-        step = 64
-        for lo in range(0, len(missing), step):
-            batch = missing[lo:lo + step]
-            vectors[batch] = encoder.encode([records[i]["search_text"] for i in batch])
-            if progress:
-                progress("embedding", min(lo + step, len(missing)), len(missing))
-    return vectors
+def _write_generation(building: Path, root: Path, files: list[CorpusFile], previous: Previous | None,
+                      chunking: ChunkParams, bm25_params: BM25Params, t0: float, progress: Progress | None,
+                      warn: Warn | None):
+    """Write every file of a new generation into `building`, then rename it to its final gen- name."""
+    postings = bm25_mod.PostingsBuilder(previous.index.bm25 if previous and previous.files else None)
+    with open(building / CHUNKS, "wb") as fh:
+        writer = ChunkWriter(fh)
+        collected = _collect(files, previous, chunking, writer, postings, progress, warn)
+    np.save(building / OFFSETS, writer.offsets())
+    np.save(building / HASHES, _concat(collected.hashes, HASH_DTYPE))
+    bm25 = postings.build(bm25_params)
+    bm25.save(building)
+    faiss_index, onnx = _vectors(collected, previous, progress)
+    np.save(building / ONNX_FLAGS, onnx)
+    dense.save_faiss(faiss_index, building / "vectors.faiss")
+    manifest = Manifest(
+        corpus_root=str(root), model_name=dense.MODEL_NAME, model_dim=dense.MODEL_DIM, chunking=chunking,
+        bm25=bm25_params, files=collected.sources, num_chunks=collected.count, onnx_vectors=int(onnx.sum()),
+        built_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        build_seconds=round(time.perf_counter() - t0, 3),
+    )
+    (building / "manifest.json").write_text(manifest.model_dump_json(indent=1), encoding="utf-8")
+    _fsync_files(building)
+    generation = building.parent / building.name.replace(".building-", "gen-", 1)
+    os.rename(building, generation)
+    return generation, manifest, bm25, faiss_index

@@ -27,6 +27,8 @@ _TYPE_CUES = [
     ("number", re.compile(r"\bhow (?:many|much|large|big|long|far|old|high|low|often)\b|\b(?:what|which) (?:\w+ ){0,3}(?:size|number|cap|limit|ceiling|figure|amount|percentage|share|cost|price|total|count|age|strength|range)\b|\bcapped? at\b|\blimited to\b|\bwhat\b.*\bcap\b", re.I)),
     ("name", re.compile(r"^\s*(?:who|whom|whose)\b|\bwho\b|\b(?:which|what) (?:\w+ ){0,2}(?:person|official|envoy|leader|minister|president|economist|historian|professor|analyst|commentator|author|newspaper|outlet|agency|company|country|city|region|organi[sz]ation|institute|think tank|university|school|body|alliance|group|party|treaty|summit|publication|site|unit|plant|firm|oil giants?|river|sea)\b|^\s*where\b|\bin which (?:city|country|region)\b|\bwhat is the name\b|\bnamed?\b", re.I)),
 ]
+_YEAR = re.compile(r"(?:1[5-9]|20)\d\d")
+_DATE_BEFORE = re.compile(rf"(?:\b(?:in|since|by|of|until|from)|{_MONTHS}(?: \d{{1,2}},?)?)\s*$", re.I)
 _FUNCTION = frozenset("the a an of and in on at to for by with from as is was were be been".split())
 
 
@@ -82,14 +84,20 @@ def pick_span(question: str, kind: str, text: str, s_start: int, s_end: int, ter
             continue
         if kind == "name" and (not cand_terms or cand_terms & q_names):
             continue  # "The", "It" (sentence starts), or "Steven Witkoff" when the question names Witkoff
+        if kind == "number" and _YEAR.fullmatch(cand) and _DATE_BEFORE.search(text[max(0, s - 12):s]):
+            continue  # "in March 2022" dates the figure, it does not count anything
         cands.append((s, e))
     if not cands:
         return None
+    focus = count_focus(question) if kind == "number" else frozenset()
+    boost = 1 + sum(terms.values())
     anchors = []
     for m in re.finditer(r"[^\W_]+(?:[.,’']\w+)*", text[s_start:s_end]):
         toks = tokenize(m.group())
         if toks and toks[0] in terms:
-            anchors.append((s_start + m.start(), terms[toks[0]]))
+            anchors.append((s_start + m.start(), terms[toks[0]] + (boost if toks[0] in focus else 0.0)))
+        elif toks and toks[0] in focus:  # counted things weigh most: "fewer than 400 tanks"
+            anchors.append((s_start + m.start(), boost))
     if not anchors:
         return cands[0]
 

