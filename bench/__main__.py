@@ -36,6 +36,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
+
 from .corpus import REPO, SEED, SEEDS_DIR, SQUAD_DIR, bench_dir, corpus_name, ensure_corpus, parse_size
 
 SAMPLE_QUESTION = "what army cap did Istanbul 2022 propose?"
@@ -292,8 +294,7 @@ def bench_corpus(size: str, args, root: Path, pinned: dict, log) -> dict:
     b = check(runner.run(qa_cmd("index", str(corpus), "--index-dir", str(index_dir))), "qa index")
     generation = current_generation(index_dir)
     manifest = json.loads((generation / "manifest.json").read_text())
-    chunks_file = generation / "chunks.jsonl"
-    hashes = [json.loads(line)["hash"] for line in chunks_file.open(encoding="utf-8")]
+    hashes = np.load(generation / "chunk_hashes.npy").tolist()
     du, apparent = disk_usage(index_dir)
     n = manifest["num_chunks"]
     res.update({
