@@ -10,6 +10,10 @@ class IndexCorrupt(Exception):
     """The index folder exists but cannot be read; rebuilding fixes it."""
 
 
+class IndexOutdated(IndexCorrupt):
+    """The index was written by another version of qa, in a format this one does not read."""
+
+
 class Span(BaseModel):
     """A half-open character range [start, end) in a document's original text."""
 

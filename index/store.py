@@ -32,7 +32,8 @@ from . import bm25 as bm25_mod
 from . import dense
 from .chunk import make_chunks
 from .ingest import SkippedFile, clean_document, find_files, read_text
-from .models import FORMAT_VERSION, BM25Params, Chunk, ChunkParams, IndexCorrupt, Manifest, SourceFile
+from .models import (FORMAT_VERSION, BM25Params, Chunk, ChunkParams, IndexCorrupt, IndexOutdated, Manifest,
+                     SourceFile)
 from .records import CHUNKS, OFFSETS, ChunkStore, ChunkWriter
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
@@ -42,7 +43,7 @@ ONNX_FLAGS = "vectors_onnx.npy"
 ONNX_REEMBED_MAX = 256  # a rebuild with at most this many new chunks embeds them with the ONNX twin
 HASH_DTYPE = "S40"  # sha1 hex of a chunk's search_text
 
-__all__ = ["IndexCorrupt", "Index", "build_index", "load_index", "read_manifest", "scan_corpus", "stale_reason"]
+__all__ = ["IndexCorrupt", "IndexOutdated", "Index", "build_index", "load_index", "read_manifest", "scan_corpus", "stale_reason"]
 
 
 @dataclass
@@ -191,8 +192,8 @@ def load_index(index_dir: Path) -> Index | None:
         return None
     manifest = _read_manifest(folder)
     if manifest.format_version != FORMAT_VERSION:
-        raise IndexCorrupt(f"index format {manifest.format_version} is from another version (this one reads "
-                           f"{FORMAT_VERSION})")
+        raise IndexOutdated(f"index format {manifest.format_version} is from another version (this one reads "
+                            f"{FORMAT_VERSION})")
     return _open_generation(folder, manifest)
 
 

@@ -7,7 +7,8 @@ from pathlib import Path
 
 from index.bm25 import tokenize
 from index.models import Chunk
-from index.store import Index, IndexCorrupt, Progress, Warn, build_index, load_index, scan_corpus, stale_reason
+from index.store import (Index, IndexCorrupt, IndexOutdated, Progress, Warn, build_index, load_index, scan_corpus,
+                         stale_reason)
 
 from .extract import answer_type, extract_answer, unknown_names
 from .models import Answer, AnswerGroup, Citation, Passage
@@ -45,7 +46,8 @@ def open_index(settings: Settings, progress: Progress | None = None, warn: Warn 
         try:
             index = load_index(index_dir)
         except IndexCorrupt as exc:
-            reason = f"index at {index_dir} is corrupt ({exc}); rebuilding"
+            state = "was built by another version of qa" if isinstance(exc, IndexOutdated) else "is corrupt"
+            reason = f"index at {index_dir} {state} ({exc}); rebuilding"
         if index is not None:
             reason = stale_reason(index.manifest, root, files, settings.chunking, settings.bm25)
             if reason is None:

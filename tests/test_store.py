@@ -306,8 +306,10 @@ def test_an_index_of_the_previous_format_is_rebuilt(built):
     manifest.write_text(json.dumps(data), encoding="utf-8")
     with pytest.raises(IndexCorrupt, match="format"):
         load_index(index_dir)
-    index = open_index(Settings(corpus=[corpus], index_dir=index_dir))
+    warnings: list[str] = []
+    index = open_index(Settings(corpus=[corpus], index_dir=index_dir), warn=warnings.append)
     assert index.manifest.format_version == FORMAT_VERSION
+    assert "built by another version of qa" in warnings[0] and "corrupt" not in warnings[0]
     check_consistent(index, corpus)
 
 
