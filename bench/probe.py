@@ -69,8 +69,8 @@ def phases(corpus: Path, index_dir: Path) -> dict:
     import numpy  # noqa: F401
     out["import_numpy_s"] = time.perf_counter() - t
     t = time.perf_counter()
-    import pydantic_settings  # noqa: F401
-    out["import_pydantic_settings_s"] = time.perf_counter() - t
+    import pydantic  # noqa: F401
+    out["import_pydantic_s"] = time.perf_counter() - t
     t = time.perf_counter()
     from qa import Settings, answer, open_index
     from qa.rerank import load_reranker

@@ -4,10 +4,9 @@ from __future__ import annotations
 import hashlib
 import os
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Literal
 
-from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from index.models import BM25Params, ChunkParams
 from index.onnx_sessions import cache_home
@@ -21,13 +20,19 @@ def default_corpus() -> list[Path]:
     return [local if local.is_dir() else REPO_SEEDS]
 
 
-class Settings(BaseSettings):
-    """Every knob of the pipeline. Defaults were chosen with `qa eval seeds/gold.jsonl --compare`."""
+ENV_PREFIX = "QA_"
 
-    model_config = SettingsConfigDict(env_prefix="QA_", extra="ignore")
 
-    corpus: Annotated[list[Path], NoDecode] = Field(default_factory=default_corpus,
-                                                    description="files or folders to answer from")
+class Settings(BaseModel):
+    """Every knob of the pipeline, each overridable by a QA_<NAME> environment variable; explicit values win.
+
+    Defaults were chosen with `qa eval seeds/gold.jsonl --compare`. (A plain pydantic model reading the
+    environment itself: pydantic-settings cost 50 ms of every one-shot start-up.)
+    """
+
+    model_config = ConfigDict(extra="ignore")
+
+    corpus: list[Path] = Field(default_factory=default_corpus, description="files or folders to answer from")
     index_dir: Path | None = Field(default=None, description="default: a folder per corpus under ~/.cache/qa-offline")
     top_k: int = Field(default=5, ge=1, le=100)
     mode: Literal["bm25", "dense", "hybrid"] = "hybrid"
@@ -46,6 +51,16 @@ class Settings(BaseSettings):
     bm25_b: float = 0.75
     bm25_delta: float = 1.0
     query_encoder: Literal["onnx", "sentence-transformers"] = "onnx"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_environment(cls, data):
+        """QA_* variables fill every field not given explicitly (pydantic parses their text)."""
+        if not isinstance(data, dict):
+            return data
+        env = {name: os.environ[ENV_PREFIX + name.upper()] for name in cls.model_fields
+               if ENV_PREFIX + name.upper() in os.environ}
+        return {**env, **data}
 
     @field_validator("corpus", mode="before")
     @classmethod
