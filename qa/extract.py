@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 from index.bm25 import STOPWORDS, term_set, tokenize
 
@@ -64,11 +65,6 @@ class Extraction:
     start: int
     end: int
     answer: tuple[int, int] | None
-
-
-def score_sentence(terms: dict[str, float], sentence: str) -> float:
-    """Sum of the weights of the question terms a sentence contains."""
-    return sum(terms.get(t, 0.0) for t in term_set(sentence))
 
 
 def pick_span(question: str, kind: str, text: str, s_start: int, s_end: int, terms: dict[str, float]) -> tuple[int, int] | None:
@@ -164,6 +160,7 @@ def unknown_names(question: str, vocab) -> list[str]:
 _HOW_MANY = re.compile(r"\bhow (?:many|much)\s+((?:[\w’'-]+\s*){1,5})", re.I)
 
 
+@lru_cache(maxsize=1024)
 def count_focus(question: str) -> frozenset[str]:
     """Terms of the thing a "how many / how much" question counts: "how many tanks would..." -> {"tank"}.
 
