@@ -114,12 +114,13 @@ def extract_answer(question: str, text: str, sentences: list[tuple[int, int]], t
     total = sum(terms.values()) or 1.0
     focus = count_focus(question) if kind == "number" else frozenset()
     found = [term_set(text[s:e]) & terms.keys() for s, e in sentences]
+    spans = [pick_span(question, kind, text, s, e, terms) if kind else None for s, e in sentences]
     best_i, best_score = 0, -1.0
     for i, (s, e) in enumerate(sentences):
         sc = sum(terms[t] for t in found[i])
         if i > 0:  # "It capped ...": question words in the sentence before count a little, if not repeated here
             sc += 0.3 * sum(terms[t] for t in found[i - 1] - found[i])
-        if kind and pick_span(question, kind, text, s, e, terms) is not None:
+        if spans[i] is not None:
             sc += 0.6 * total
             if focus & term_set(text[s:e]):
                 sc += total  # "how many tanks": a figure beside "tanks" beats one beside other question words
@@ -131,10 +132,7 @@ def extract_answer(question: str, text: str, sentences: list[tuple[int, int]], t
             e = sentences[best_i + 1][1]
         else:
             s = sentences[best_i - 1][0]
-    span = None
-    if kind:
-        span = pick_span(question, kind, text, *sentences[best_i], terms)
-    return Extraction(start=s, end=e, answer=span)
+    return Extraction(start=s, end=e, answer=spans[best_i])
 
 
 def unknown_names(question: str, vocab) -> list[str]:
