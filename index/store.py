@@ -41,6 +41,7 @@ Warn = Callable[[str], None]
 HASHES = "chunk_hashes.npy"
 ONNX_FLAGS = "vectors_onnx.npy"
 ONNX_REEMBED_MAX = 256  # a rebuild with at most this many new chunks embeds them with the ONNX twin
+EMBED_STEP = 64  # texts per encode call (and per progress tick)
 HASH_DTYPE = "S40"  # sha1 hex of a chunk's search_text
 
 __all__ = ["IndexCorrupt", "IndexOutdated", "Index", "build_index", "load_index", "read_manifest", "scan_corpus", "stale_reason"]
@@ -286,12 +287,11 @@ class Previous:
 
 @dataclass
 class Collected:
-    """The new generation's chunks in order: where each came from, its hash, and the new texts to embed."""
+    """The new generation's chunks in order: where each came from and its hash."""
 
     sources: list[SourceFile] = field(default_factory=list)
     old_rows: list[np.ndarray] = field(default_factory=list)  # per file: previous chunk ids, -1 for new chunks
     hashes: list[np.ndarray] = field(default_factory=list)
-    fresh: list[tuple[int, str, str]] = field(default_factory=list)  # (row, hash, search_text) of new chunks
     count: int = 0
 
 
@@ -354,7 +354,6 @@ def _collect(files: list[CorpusFile], previous: Previous | None, chunking: Chunk
             postings.add_tokens([bm25_mod.tokenize(c.search_text) for c in chunks])
             out.old_rows.append(np.full(len(chunks), -1, dtype=np.int64))
             out.hashes.append(np.array([c.hash for c in chunks], dtype=HASH_DTYPE))
-            out.fresh.extend((out.count + k, c.hash, c.search_text) for k, c in enumerate(chunks))
             out.sources.append(SourceFile(doc=f.doc, size=f.size, mtime_ns=f.mtime_ns, sha256=sha,
                                           title=document.title, date=document.date, author=document.author,
                                           chunks=len(chunks)))
@@ -368,62 +367,57 @@ def _concat(parts: list[np.ndarray], dtype) -> np.ndarray:
     return np.concatenate(parts).astype(dtype, copy=False) if parts else np.zeros(0, dtype=dtype)
 
 
-def _vectors(collected: Collected, previous: Previous | None, progress: Progress | None) -> tuple[object, np.ndarray]:
-    """The new FAISS index and which vectors came from the ONNX twin: reused by position or hash, else embedded."""
+def _vectors(collected: Collected, hashes: np.ndarray, records: ChunkStore, previous: Previous | None,
+             progress: Progress | None, block: int = 1024) -> tuple[object, np.ndarray]:
+    """The new FAISS index and which vectors came from the ONNX twin: reused by position or hash, else embedded.
+
+    Vectors go into the index a block of rows at a time, the new ones embedded as their block comes up with their
+    text read back from the records just written, so no list of texts or array of new vectors is held beside it.
+    """
     rows = _concat(collected.old_rows, np.int64)
     onnx = np.zeros(collected.count, dtype=bool)
     old_faiss = None
     if previous is not None and previous.index.manifest.num_chunks:
         old_faiss = previous.index.faiss
-        cache = {h: i for i, h in enumerate(previous.hashes.tolist())} if collected.fresh else {}
-        for row, h, _ in collected.fresh:
-            rows[row] = cache.get(h.encode(), -1)
+        fresh = np.flatnonzero(rows < 0)
+        if len(fresh):
+            cache = {h: i for i, h in enumerate(previous.hashes.tolist())}
+            rows[fresh] = [cache.get(h, -1) for h in hashes[fresh].tolist()]
         onnx[rows >= 0] = previous.onnx[rows[rows >= 0]]
-    missing = [(row, text) for row, _, text in collected.fresh if rows[row] < 0]
-    embedded = np.zeros((0, dense.MODEL_DIM), dtype=np.float32)
-    embedded_at = np.full(collected.count, -1, dtype=np.int64)
-    if missing:
-        texts = [text for _, text in missing]
-        use_onnx = old_faiss is not None and len(missing) <= ONNX_REEMBED_MAX
-        try:
-            embedded = _embed(texts, "onnx" if use_onnx else "sentence-transformers", progress)
-        except dense.ModelMissing:
-            if not use_onnx:
-                raise
-            use_onnx = False  # the ONNX twin is not installed: the reference model does it, slower to load
-            embedded = _embed(texts, "sentence-transformers", progress)
-        at = np.array([row for row, _ in missing], dtype=np.int64)
-        embedded_at[at] = np.arange(len(missing))
-        onnx[at] = use_onnx
-    return _faiss_index(rows, old_faiss, embedded_at, embedded), onnx
-
-
-def _faiss_index(rows: np.ndarray, old_faiss, embedded_at: np.ndarray, embedded: np.ndarray, block: int = 16384):
-    """A flat index over every chunk, added a block at a time (no full copy of the vectors in between)."""
+    missing = int((rows < 0).sum())
+    encoder, use_onnx = (_encoder(old_faiss is not None and missing <= ONNX_REEMBED_MAX, progress, missing)
+                         if missing else (None, False))
+    onnx[rows < 0] = use_onnx
     index = dense.build_faiss(np.zeros((0, dense.MODEL_DIM), dtype=np.float32))
+    done = 0
     for lo in range(0, len(rows), block):
-        old, new = rows[lo:lo + block], embedded_at[lo:lo + block]
+        old = rows[lo:lo + block]
         vectors = np.empty((len(old), dense.MODEL_DIM), dtype=np.float32)
         reused = old >= 0
         if reused.any():
             vectors[reused] = dense.stored_vectors(old_faiss)[old[reused]]
-        vectors[~reused] = embedded[new[~reused]]
+        new = np.flatnonzero(~reused)
+        for k in range(0, len(new), EMBED_STEP):
+            at = new[k:k + EMBED_STEP]
+            vectors[at] = encoder.encode([records[lo + int(i)]["search_text"] for i in at])
+            done += len(at)
+            if progress:
+                progress("embedding", done, missing)
         index.add(vectors)
-    return index
+    return index, onnx
 
 
-def _embed(texts: list[str], kind: str, progress: Progress | None) -> np.ndarray:
-    """Embeddings of new chunks' search texts with the given encoder ("onnx" or "sentence-transformers")."""
+def _encoder(use_onnx: bool, progress: Progress | None, total: int):
+    """The encoder for new chunks and whether it is the ONNX twin (else sentence-transformers, also when the twin
+    is not installed)."""
     if progress:
-        progress("loading model", 0, len(texts))
-    encoder = dense.load_encoder(kind)
-    out = np.zeros((len(texts), dense.MODEL_DIM), dtype=np.float32)
-    step = 64
-    for lo in range(0, len(texts), step):
-        out[lo:lo + step] = encoder.encode(texts[lo:lo + step])
-        if progress:
-            progress("embedding", min(lo + step, len(texts)), len(texts))
-    return out
+        progress("loading model", 0, total)
+    if use_onnx:
+        try:
+            return dense.load_encoder("onnx"), True
+        except dense.ModelMissing:
+            pass  # the reference model does it, slower to load
+    return dense.load_encoder("sentence-transformers"), False
 
 
 def _fsync_files(folder: Path) -> None:
@@ -462,10 +456,16 @@ def _write_generation(building: Path, root: Path, files: list[CorpusFile], previ
         writer = ChunkWriter(fh)
         collected = _collect(files, previous, chunking, writer, postings, progress, warn)
     np.save(building / OFFSETS, writer.offsets())
-    np.save(building / HASHES, _concat(collected.hashes, HASH_DTYPE))
+    hashes = _concat(collected.hashes, HASH_DTYPE)
+    np.save(building / HASHES, hashes)
     bm25 = postings.build(bm25_params)
+    del postings  # its per-chunk parts: the built index holds the same postings
     bm25.save(building)
-    faiss_index, onnx = _vectors(collected, previous, progress)
+    records = ChunkStore.open(building, collected.count)
+    try:
+        faiss_index, onnx = _vectors(collected, hashes, records, previous, progress)
+    finally:
+        records.close()
     np.save(building / ONNX_FLAGS, onnx)
     dense.save_faiss(faiss_index, building / "vectors.faiss")
     manifest = Manifest(
