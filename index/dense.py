@@ -52,9 +52,20 @@ class SentenceTransformerEncoder:
 
     def encode(self, texts: list[str], batch_size: int = 16) -> np.ndarray:
         # 16 rather than 64: ~40% more chunks/s on 2 cores, and a quarter of the attention buffers' memory
-        vecs = self.model.encode(texts, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True,
-                                 show_progress_bar=False)
+        import torch
+
+        threads = torch.get_num_threads()
+        torch.set_num_threads(_cpu_count())  # faiss's omp_set_num_threads(1) (see _faiss) binds torch's OpenMP too
+        try:
+            vecs = self.model.encode(texts, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True,
+                                     show_progress_bar=False)
+        finally:
+            torch.set_num_threads(threads)
         return np.asarray(vecs, dtype=np.float32)
+
+
+def _cpu_count() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 class OnnxEncoder:
