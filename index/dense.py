@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import threading
 from functools import lru_cache
 from pathlib import Path
 from typing import BinaryIO
@@ -101,9 +102,17 @@ def mean_pool(hidden: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return (vecs / np.maximum(np.linalg.norm(vecs, axis=1, keepdims=True), 1e-12)).astype(np.float32)
 
 
-@lru_cache(maxsize=2)
+_LOADING = threading.Lock()
+
+
 def load_encoder(kind: str = "onnx"):
-    """The query encoder, loaded once per process."""
+    """The encoder of this kind, loaded once per process; a caller on another thread waits for that one load."""
+    with _LOADING:
+        return _load_encoder(kind)
+
+
+@lru_cache(maxsize=2)
+def _load_encoder(kind: str):
     if kind == "sentence-transformers":
         return SentenceTransformerEncoder()
     return OnnxEncoder()

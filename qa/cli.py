@@ -115,7 +115,7 @@ def warn(message: str) -> None:
 
 
 def _open(settings):
-    from .answer import CorpusError, open_index
+    from .answering import CorpusError, open_index
 
     progress = StderrProgress()
     try:
@@ -127,10 +127,6 @@ def _open(settings):
 
 
 def cmd_ask(args: argparse.Namespace) -> int:
-    from . import QAError, answer
-    from .models import AnswerError
-    from .render import render_answer
-
     settings = settings_from(args)
     words = args.question
     from_stdin = not words or words == ["-"]
@@ -144,6 +140,13 @@ def cmd_ask(args: argparse.Namespace) -> int:
         raise UsageError("no question given and no stdin to read")
     if from_stdin and sys.stdin.isatty():
         raise UsageError('no question given: qa ask "QUESTION", or pipe questions one per line')
+    from .preload import preload_models
+
+    preload_models(settings)
+    from . import QAError, answer
+    from .models import AnswerError
+    from .render import render_answer
+
     index = _open(settings)
     color = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
     width = shutil.get_terminal_size((100, 24)).columns

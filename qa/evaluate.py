@@ -145,7 +145,7 @@ def check_faithfulness(ans: Answer, root: Path, cache: dict[str, str]) -> list[s
 
 def evaluate(items: list[GoldItem], index, settings, gold_name: str = "gold", progress=None) -> EvalReport:
     """Answer every gold question with answer() and score the results."""
-    from .answer import QAError, answer
+    from .answering import QAError, answer
 
     known = {f.doc for f in index.manifest.files}
     unknown = sorted({d for it in items for d in it.doc if d not in known})
@@ -233,7 +233,7 @@ def format_misses(report: EvalReport, limit: int) -> str:
 
 def run_eval_command(args, settings) -> int:
     """The CLI edge: load gold, open the index, run one or all configurations, print, gate."""
-    from .answer import CorpusError, open_index
+    from .answering import CorpusError, open_index
     from .cli import UsageError, warn
 
     try:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 
@@ -44,8 +45,17 @@ class CrossEncoder:
         return float(self.session.run(None, feed)[0][0, 0])
 
 
-@lru_cache(maxsize=2)
+_LOADING = threading.Lock()
+
+
 def load_reranker(max_tokens: int = 256) -> CrossEncoder:
+    """The cross-encoder, loaded once per process; a caller on another thread waits for that one load."""
+    with _LOADING:
+        return _load_reranker(max_tokens)
+
+
+@lru_cache(maxsize=2)
+def _load_reranker(max_tokens: int) -> CrossEncoder:
     return CrossEncoder(max_tokens)
 
 
