@@ -62,11 +62,30 @@ class SentenceTransformerEncoder:
                                      show_progress_bar=False)
         finally:
             torch.set_num_threads(threads)
+            _release_free_memory()
         return np.asarray(vecs, dtype=np.float32)
 
 
 def _cpu_count() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+@lru_cache(maxsize=1)
+def _malloc_trim():
+    try:
+        import ctypes
+
+        return ctypes.CDLL("libc.so.6").malloc_trim
+    except (OSError, AttributeError):  # not glibc
+        return None
+
+
+def _release_free_memory() -> None:
+    """Hand freed heap pages back to the OS: torch's tensors of ever-changing shapes fragment glibc's heap (encoding
+    2,560 chunks grew the process from 575 to 868 MB; trimmed after each call, it stays near 540 MB)."""
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
 
 
 class OnnxEncoder:
