@@ -1,6 +1,8 @@
 """The query-time ONNX encoder is held to the sentence-transformers model the index is built with."""
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -43,3 +45,11 @@ def test_gold_metrics_match_the_sentence_transformers_path(seed_index, seed_sett
     reference = evaluate(items, seed_index, base.model_copy(update={"query_encoder": "sentence-transformers"}))
     for metric in ("hit_at_1", "hit_at_3", "hit_at_5", "mrr_at_5", "abstain_recall", "false_abstain_rate"):
         assert abs(getattr(fast, metric) - getattr(reference, metric)) <= 0.01, metric
+
+
+def test_threads_loading_the_encoder_at_once_share_one_load(monkeypatch):
+    """`qa ask` preloads the encoder on a second thread while answer() may ask for it: one load, one encoder."""
+    monkeypatch.setattr(dense, "_load_encoder", lru_cache(maxsize=2)(dense._load_encoder.__wrapped__))
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        encoders = list(pool.map(lambda _: dense.load_encoder("onnx"), range(4)))
+    assert all(e is encoders[0] for e in encoders)
