@@ -65,8 +65,9 @@ def retrieve(index: Index, question: str, mode: str, candidates: int, fusion: st
     if mode == "bm25":
         ids = top_indices(bm25_all, candidates)
         return [(int(i), float(bm25_all[i])) for i in ids]
+    vectors = index.faiss  # read first: a one-shot run loads faiss while the encoder may still be loading
     qvec = query_vector(question, encoder_kind)
-    dense_ids, dense_sc = dense.dense_search(index.faiss, qvec, candidates)
+    dense_ids, dense_sc = dense.dense_search(vectors, qvec, candidates)
     if mode == "dense":
         return [(int(i), float(s)) for i, s in zip(dense_ids, dense_sc) if i >= 0]
     bm25_ids = top_indices(bm25_all, candidates)
