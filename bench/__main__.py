@@ -1,7 +1,7 @@
 """Benchmark `qa`: index build, index load, one-shot and batch latency, memory, and incremental re-indexing.
 
     python -m bench                          # seeds and a ~10k-chunk corpus
-    python -m bench --sizes seeds,10k,100k   # 100k: building embeds ~100k chunks, 10-30 min on 2 cores
+    python -m bench --sizes seeds,10k,100k   # 100k: building embeds ~100k chunks, ~40 min on 2 cores
     python -m bench --quick --out /tmp/r.json
 
 For each corpus (see bench/corpus.py for how the scaled ones are generated, deterministically, into
