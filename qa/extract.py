@@ -28,6 +28,15 @@ _TYPE_CUES = [
     ("number", re.compile(r"\bhow (?:many|much|large|big|long|far|old|high|low|often)\b|\b(?:what|which) (?:\w+ ){0,3}(?:size|number|cap|limit|ceiling|figure|amount|percentage|share|cost|price|total|count|age|strength|range)\b|\bcapped? at\b|\blimited to\b|\bwhat\b.*\bcap\b", re.I)),
     ("name", re.compile(r"^\s*(?:who|whom|whose)\b|\bwho\b|\b(?:which|what) (?:\w+ ){0,2}(?:person|official|envoy|leader|minister|president|economist|historian|professor|analyst|commentator|author|newspaper|outlet|agency|company|country|city|region|organi[sz]ation|institute|think tank|university|school|body|alliance|group|party|treaty|summit|publication|site|unit|plant|firm|oil giants?|river|sea)\b|^\s*where\b|\bin which (?:city|country|region)\b|\bwhat is the name\b|\bnamed?\b", re.I)),
 ]
+_MONEY_QUESTION = re.compile(
+    r"\bhow much (?:money|rent|fees?|costs?|pay|payments?|funding|budget|compensation|ransom|salary|wages?|debt|"
+    r"loans?|damages)\b|\bhow much (?:did|does|do|would|will|could|is|was|were)\b.*\b(?:cost|pay|paid|spend|spent|"
+    r"earn|earned|charge|fetch)\b", re.I)
+_CURRENCY = re.compile(r"[$£€¥₹]|\b(?:dollars?|euros?|pounds?|sterling|r[o]?ubles?|hryvnias?|yuan|yen|lira|lire|francs?|"
+                       r"rupees?|pesos?|shillings?|cents?|USD|EUR|GBP)\b", re.I)
+_UNITS = {w: i for i, w in enumerate("zero one two three four five six seven eight nine ten eleven twelve thirteen "
+                                     "fourteen fifteen sixteen seventeen eighteen nineteen".split())}
+_TENS = {w: 10 * i for i, w in enumerate("_ _ twenty thirty forty fifty sixty seventy eighty ninety".split()) if i > 1}
 _YEAR = re.compile(r"(?:1[5-9]|20)\d\d")
 _DATE_BEFORE = re.compile(rf"(?:\b(?:in|since|by|of|until|from)|{_MONTHS}(?: \d{{1,2}},?)?)\s*$", re.I)
 _FUNCTION = frozenset("the a an of and in on at to for by with from as is was were be been".split())
@@ -39,6 +48,24 @@ def answer_type(question: str) -> str | None:
         if cue.search(question):
             return kind
     return None
+
+
+def number_value(text: str) -> float | None:
+    """The value of a plain figure or number word ("85,000", "twenty-eight"); None for anything else."""
+    t = text.strip().lower().replace(",", "")
+    if re.fullmatch(r"\d+(?:\.\d+)?", t):
+        return float(t)
+    parts = re.split(r"[- ]", t)
+    if len(parts) == 1 and parts[0] in _UNITS:
+        return float(_UNITS[parts[0]])
+    if 1 <= len(parts) <= 2 and parts[0] in _TENS and (len(parts) == 1 or 0 < _UNITS.get(parts[1], 0) < 10):
+        return float(_TENS[parts[0]] + (_UNITS[parts[1]] if len(parts) == 2 else 0))
+    return None
+
+
+def asks_for_money(question: str) -> bool:
+    """"How much rent / did it cost": only an amount of money answers it, not any figure."""
+    return bool(_MONEY_QUESTION.search(question))
 
 
 def find_candidates(text: str, kind: str, start: int = 0, end: int | None = None) -> list[tuple[int, int]]:
@@ -72,6 +99,8 @@ def pick_span(question: str, kind: str, text: str, s_start: int, s_end: int, ter
     q_lower = question.lower()
     q_tokens = term_set(question)
     q_names = {t for w in re.findall(r"\b[A-Z][\w’'-]+", question) for t in term_set(w)}
+    q_values = _question_values(question) if kind == "number" else frozenset()
+    money = kind == "number" and asks_for_money(question)
     cands = []
     for s, e in find_candidates(text, kind, s_start, s_end):
         cand = text[s:e]
@@ -82,6 +111,10 @@ def pick_span(question: str, kind: str, text: str, s_start: int, s_end: int, ter
             continue  # "The", "It" (sentence starts), or "Steven Witkoff" when the question names Witkoff
         if kind == "number" and _YEAR.fullmatch(cand) and _DATE_BEFORE.search(text[max(0, s - 12):s]):
             continue  # "in March 2022" dates the figure, it does not count anything
+        if kind == "number" and number_value(cand) in q_values:
+            continue  # "twenty-eight" when the question says "the 28-point plan": the question's own figure
+        if money and not _CURRENCY.search(text[max(0, s - 2):e + 12]):
+            continue  # "how much rent": "one" or "50%" is not an amount of money
         cands.append((s, e))
     if not cands:
         return None
@@ -153,6 +186,13 @@ def unknown_names(question: str, vocab) -> list[str]:
         if toks and all(t not in vocab for t in toks):
             out.append(w)
     return out
+
+
+@lru_cache(maxsize=1024)
+def _question_values(question: str) -> frozenset[float]:
+    """The values of the figures a question itself states."""
+    values = (number_value(m.group()) for m in PATTERNS["number"].finditer(question))
+    return frozenset(v for v in values if v is not None)
 
 
 _HOW_MANY = re.compile(r"\bhow (?:many|much)\s+((?:[\w’'-]+\s*){1,5})", re.I)

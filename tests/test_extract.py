@@ -9,7 +9,7 @@ from conftest import OFF_TOPIC_QUESTION, SAMPLE_QUESTION
 from index.bm25 import tokenize
 from index.chunk import split_sentences
 from qa import NO_ANSWER, Answer, QAError, answer
-from qa.extract import answer_type, count_focus, extract_answer, find_candidates
+from qa.extract import answer_type, asks_for_money, count_focus, extract_answer, find_candidates, number_value
 
 
 @pytest.mark.parametrize("question, kind", [
@@ -221,3 +221,39 @@ def test_count_focus_is_the_counted_thing(question, focus):
 
 def test_currency_amounts_are_number_candidates():
     assert spans("BSkyB paid £304m; the fund holds $5bn and €2.5 billion.", "number") == ["£304m", "$5bn", "€2.5 billion"]
+
+
+@pytest.mark.parametrize("text, value", [
+    ("85,000", 85000.0), ("twenty-eight", 28.0), ("Twenty", 20.0), ("one", 1.0), ("2.5", 2.5),
+    ("50%", None), ("600,000 personnel", None), ("forty-zero", None),
+])
+def test_number_value(text, value):
+    assert number_value(text) == value
+
+
+def test_the_questions_own_figure_in_words_is_not_its_answer():
+    text = "As the twenty-eight point plan leaked, drones hit Ukraine; officials later counted 810 of them."
+    _, span = extract("How many drones hit Ukraine as the 28-point plan leaked?", text)
+    assert span == "810"  # "twenty-eight" sits nearer the question's words
+
+
+@pytest.mark.parametrize("question, money", [
+    ("How much rent per year would Russia pay Ukraine?", True),
+    ("How much did the new stadium cost?", True),
+    ("How much money did the appeal raise?", True),
+    ("How much of the budget went to defence?", False),
+    ("From 1947 to 1967, how much did the price of oil increase?", False),
+    ("How much did advertising revenue increase between 1953 and 1958?", False),
+    ("How much land would Ukraine cede?", False),
+    ("How many tanks would the plan allow?", False),
+])
+def test_asks_for_money(question, money):
+    assert asks_for_money(question) is money
+
+
+def test_a_money_question_takes_only_an_amount_of_money():
+    question = "How much rent would Russia pay Ukraine for the Donbas?"
+    _, span = extract(question, "One proposal says Russia would pay rent to Ukraine for the Donbas.")
+    assert span is None  # "One" is not an amount: no span, so the answer's confidence drops
+    _, span = extract(question, "Russia would pay rent of $2bn a year, or one tenth of the region's output.")
+    assert span == "$2bn"
