@@ -37,7 +37,9 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 SEEDS_DIR = REPO / "seeds"
-SQUAD_DIR = Path(os.environ.get("QA_BENCH_SQUAD", "/work/shared/bench/squad_v1.1_dev"))
+SQUAD_DIR = Path(os.environ.get("QA_BENCH_SQUAD") or next(
+    (p for p in (REPO.parent / "shared/bench/squad_v1.1_dev", Path("/work/shared/bench/squad_v1.1_dev")) if p.is_dir()),
+    REPO.parent / "shared/bench/squad_v1.1_dev"))  # $QA_BENCH_SQUAD, else ../shared beside the repo, else /work/shared
 GENERATOR_VERSION = 2
 SEED = 20240601
 BYTES_PER_CHUNK: int | None = None  # None: measured from the sources with the chunking parameters (tests pin it)

@@ -8,12 +8,13 @@ from pathlib import Path
 
 import pytest
 
+from bench.corpus import SQUAD_DIR
 from qa.evaluate import GoldError, evaluate, load_gold, sample, summarise
 from qa.models import GoldItem, ItemResult
 
 ROOT = Path(__file__).resolve().parent.parent
 SEEDS = ROOT / "seeds"
-SQUAD = ROOT.parent / "shared" / "bench" / "squad_v1.1_dev"
+SQUAD = SQUAD_DIR  # the copy bench/ reads: ../shared beside the repo, or /work/shared
 
 
 @pytest.mark.parametrize("name", ["gold.jsonl", "heldout.jsonl"])
