@@ -32,11 +32,11 @@ _MONEY_QUESTION = re.compile(
     r"\bhow much (?:money|rent|fees?|costs?|pay|payments?|funding|budget|compensation|ransom|salary|wages?|debt|"
     r"loans?|damages)\b|\bhow much (?:did|does|do|would|will|could|is|was|were)\b.*\b(?:cost|pay|paid|spend|spent|"
     r"earn|earned|charge|fetch)\b", re.I)
-_CURRENCY = re.compile(r"[$£€¥₹]|\b(?:dollars?|euros?|pounds?|sterling|r[o]?ubles?|hryvnias?|yuan|yen|lira|lire|francs?|"
+_CURRENCY = re.compile(r"[$£€¥₹]|\b(?:dollars?|euros?|pounds?|sterling|ro?ubles?|hryvnias?|yuan|yen|lira|lire|francs?|"
                        r"rupees?|pesos?|shillings?|cents?|USD|EUR|GBP)\b", re.I)
 _UNITS = {w: i for i, w in enumerate("zero one two three four five six seven eight nine ten eleven twelve thirteen "
                                      "fourteen fifteen sixteen seventeen eighteen nineteen".split())}
-_TENS = {w: 10 * i for i, w in enumerate("_ _ twenty thirty forty fifty sixty seventy eighty ninety".split()) if i > 1}
+_TENS = dict(zip("twenty thirty forty fifty sixty seventy eighty ninety".split(), range(20, 100, 10)))
 _YEAR = re.compile(r"(?:1[5-9]|20)\d\d")
 _DATE_BEFORE = re.compile(rf"(?:\b(?:in|since|by|of|until|from)|{_MONTHS}(?: \d{{1,2}},?)?)\s*$", re.I)
 _FUNCTION = frozenset("the a an of and in on at to for by with from as is was were be been".split())
