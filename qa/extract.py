@@ -63,6 +63,7 @@ def number_value(text: str) -> float | None:
     return None
 
 
+@lru_cache(maxsize=1024)
 def asks_for_money(question: str) -> bool:
     """"How much rent / did it cost": only an amount of money answers it, not any figure."""
     return bool(_MONEY_QUESTION.search(question))
