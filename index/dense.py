@@ -89,9 +89,10 @@ def _release_free_memory() -> None:
 
 
 class OnnxEncoder:
-    """Query-time encoder: int8 ONNX MiniLM with mean pooling; no torch import, a few ms per query."""
+    """ONNX MiniLM with mean pooling: no torch import, a few ms per query. The packaged model keeps the float
+    model's vectors (cosine 0.9996); it re-embeds changed chunks and is the accurate query encoder."""
 
-    def __init__(self) -> None:
+    def __init__(self, model: Path | None = None, optimised: bool = False) -> None:
         from tokenizers import Tokenizer
 
         from .onnx_sessions import open_session
@@ -99,7 +100,7 @@ class OnnxEncoder:
         self.tokenizer = Tokenizer.from_file(str(st_model_dir() / "tokenizer.json"))
         self.tokenizer.enable_truncation(MAX_TOKENS)
         self.tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")
-        self.session = open_session(onnx_model_path(), threads=1)
+        self.session = open_session(model or onnx_model_path(), threads=1, optimise=not optimised)
 
     def encode(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
         out = []
@@ -112,6 +113,25 @@ class OnnxEncoder:
             })[0]
             out.append(mean_pool(hidden, mask))
         return np.concatenate(out) if out else np.zeros((0, MODEL_DIM), dtype=np.float32)
+
+
+class QuantizedOnnxEncoder(OnnxEncoder):
+    """Default query encoder: the same model with int8 matrix products (see onnx_sessions.quantize_model), twice
+    as fast as OnnxEncoder at cosine ~0.996 to sentence-transformers. Falls back to OnnxEncoder's model when the
+    int8 copy cannot be made (a read-only cache)."""
+
+    def __init__(self) -> None:
+        from .onnx_sessions import quantize_model
+
+        try:
+            super().__init__(quantize_model(onnx_model_path()), optimised=True)
+        except (OSError, ImportError):
+            super().__init__()
+
+    def encode(self, texts: list[str], batch_size: int = 1) -> np.ndarray:
+        # one text per run: dynamic quantisation scales activations over the whole batch, and a question's vector
+        # must not depend on the questions next to it
+        return super().encode(texts, batch_size=1)
 
 
 def mean_pool(hidden: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -130,10 +150,12 @@ def load_encoder(kind: str = "onnx"):
         return _load_encoder(kind)
 
 
-@lru_cache(maxsize=2)
+@lru_cache(maxsize=3)
 def _load_encoder(kind: str):
     if kind == "sentence-transformers":
         return SentenceTransformerEncoder()
+    if kind == "onnx-int8":
+        return QuantizedOnnxEncoder()
     return OnnxEncoder()
 
 

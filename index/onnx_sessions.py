@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import logging
 import os
 from pathlib import Path
 
@@ -23,8 +24,83 @@ def optimised_path(model: Path, ort_version: str) -> Path:
     return cache_home() / "onnx" / f"{model.stem}-{hashlib.sha1(key.encode()).hexdigest()[:16]}.onnx"
 
 
-def open_session(model: Path, threads: int = 1):
-    """An InferenceSession for a model file, from its cached optimised copy when there is one."""
+QUANTIZE_RECIPE = "matmul-int8-per-channel-skip-layer0-v1"  # part of the cache key: change it with the recipe
+
+
+def quantized_path(model: Path, ort_version: str) -> Path:
+    """Where the int8 copy of a model lives, keyed like optimised_path plus the quantisation recipe."""
+    st = model.stat()
+    key = f"{model.resolve()}\n{st.st_size}\n{st.st_mtime_ns}\n{ort_version}\n{QUANTIZE_RECIPE}"
+    return cache_home() / "onnx" / f"{model.stem}-int8-{hashlib.sha1(key.encode()).hexdigest()[:16]}.onnx"
+
+
+def weight_matmuls(graph) -> list[str]:
+    """Names of the MatMul nodes whose second input is a stored weight, in graph order."""
+    weights = {init.name for init in graph.initializer}
+    return [node.name for node in graph.node if node.op_type == "MatMul" and node.input[1] in weights]
+
+
+def quantize_model(model: Path, skip_first: int = 6) -> Path:
+    """A copy of a MiniLM graph whose weight products run in int8 (dynamic quantisation), made once into the cache
+    and already optimised (open it with optimise=False).
+
+    The graph is first optimised to plain float32 (the packaged model stores int8 weights that ONNX Runtime turns
+    back into float32 products), then every weight MatMul but the first layer's six gets per-channel int8 weights.
+    On this machine's AVX-512 VNNI cores a question embeds in ~3.6 ms instead of ~7 ms, at cosine ~0.996 to the
+    float model; quantising the first layer too saves 0.3 ms more and loses another 0.0013 of cosine.
+    """
+    import onnx
+    import onnxruntime as ort
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    target = quantized_path(model, ort.__version__)
+    if target.exists():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    stem = target.with_name(f".{target.stem}.{os.getpid()}")
+    plain, quantized, tmp = (stem.with_suffix(s) for s in (".float.onnx", ".int8.onnx", ".tmp"))
+    try:
+        optimise(model, plain)
+        graph = onnx.load(str(plain))
+        with _quiet_root_logger():  # quantize_dynamic logs advice through the root logger
+            quantize_dynamic(graph, str(quantized), weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul"],
+                             per_channel=True, nodes_to_quantize=weight_matmuls(graph.graph)[skip_first:])
+        optimise(quantized, tmp)  # fuses each quantise + int8 product into one operator
+        os.replace(tmp, target)  # atomic: a concurrent reader sees no file or the whole file
+    finally:
+        for leftover in (plain, quantized, tmp):
+            with contextlib.suppress(OSError):
+                leftover.unlink()
+    return target
+
+
+def optimise(model: Path, target: Path) -> None:
+    """Write model's graph optimised at level EXTENDED, the highest that ONNX Runtime saves portably."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
+    opts.optimized_model_filepath = str(target)
+    ort.InferenceSession(str(model), opts, providers=["CPUExecutionProvider"])
+
+
+@contextlib.contextmanager
+def _quiet_root_logger():
+    """Silence the root logger for a moment; a handler is added so logging.warning() does not install its own."""
+    root = logging.getLogger()
+    level, quiet = root.level, logging.NullHandler()
+    root.addHandler(quiet)
+    root.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        root.setLevel(level)
+        root.removeHandler(quiet)
+
+
+def open_session(model: Path, threads: int = 1, optimise: bool = True):
+    """An InferenceSession for a model file, from its cached optimised copy when there is one (or from the file
+    itself when it is already optimised)."""
     import onnxruntime as ort
 
     def options(level) -> ort.SessionOptions:
@@ -37,6 +113,8 @@ def open_session(model: Path, threads: int = 1):
 
     providers = ["CPUExecutionProvider"]
     levels = ort.GraphOptimizationLevel
+    if not optimise:
+        return ort.InferenceSession(str(model), options(levels.ORT_DISABLE_ALL), providers=providers)
     cached = optimised_path(model, ort.__version__)
     if cached.exists():
         try:

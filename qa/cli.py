@@ -173,10 +173,12 @@ def cmd_ask(args: argparse.Namespace) -> int:
         return 0
     ok = True
     first = True
-    for line in sys.stdin:
-        q = line.strip()
-        if not q:
-            continue
+    questions = (q for q in (line.strip() for line in sys.stdin) if q)
+    if settings.mode != "bm25":
+        from .retrieve import embed_ahead
+
+        questions = embed_ahead(questions, settings.query_encoder)
+    for q in questions:
         if not args.json and not first:
             print("\n" + "─" * min(width, 80) + "\n")
         first = False

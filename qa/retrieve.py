@@ -1,6 +1,9 @@
 """First-stage retrieval: BM25 and dense candidates, fused by a convex combination or reciprocal rank."""
 from __future__ import annotations
 
+import queue
+import threading
+from collections.abc import Iterable, Iterator
 from functools import lru_cache
 
 import numpy as np
@@ -49,14 +52,46 @@ def top_indices(scores: np.ndarray, k: int) -> np.ndarray:
     return part[np.lexsort((part, -scores[part]))][:k]
 
 
+READ_AHEAD = 16  # questions embedded ahead of the one being answered; well under query_vector's cache size
+
+
 @lru_cache(maxsize=64)
 def query_vector(question: str, encoder_kind: str) -> np.ndarray:
     """The question's embedding; cached because retrieval and confidence both need it."""
     return dense.load_encoder(encoder_kind).encode([question])[0]
 
 
+def embed_ahead(questions: Iterable[str], encoder_kind: str, ahead: int = READ_AHEAD) -> Iterator[str]:
+    """The same questions, in order, each yielded once its embedding is in query_vector's cache.
+
+    A second thread reads the questions and embeds them while the caller answers earlier ones: ONNX Runtime releases
+    the GIL, so a stdin batch keeps both cores busy. A question is yielded as soon as it is embedded, never held
+    back waiting for the next one to arrive.
+    """
+    ready: queue.Queue = queue.Queue(maxsize=ahead)
+    done = object()
+
+    def read_and_embed() -> None:
+        try:
+            for q in questions:
+                try:
+                    query_vector(q, encoder_kind)
+                except Exception:  # noqa: BLE001 - answer() embeds it again and reports the error for this line
+                    pass
+                ready.put(q)
+        except BaseException as exc:  # reading the input failed: the caller raises it after the lines before it
+            ready.put(exc)
+        ready.put(done)
+
+    threading.Thread(target=read_and_embed, name="qa-embed-ahead", daemon=True).start()
+    while (item := ready.get()) is not done:
+        if isinstance(item, BaseException):
+            raise item
+        yield item
+
+
 def retrieve(index: Index, question: str, mode: str, candidates: int, fusion: str, dense_weight: float,
-             rrf_k: int, encoder_kind: str = "onnx") -> list[tuple[int, float]]:
+             rrf_k: int, encoder_kind: str = "onnx-int8") -> list[tuple[int, float]]:
     """Chunk ids with their first-stage scores, best first."""
     if index.manifest.num_chunks == 0:
         return []
@@ -83,6 +118,6 @@ def retrieve(index: Index, question: str, mode: str, candidates: int, fusion: st
     return [(int(union[i]), float(fused[i])) for i in order]
 
 
-def cosine(index: Index, question: str, chunk_id: int, encoder_kind: str = "onnx") -> float:
+def cosine(index: Index, question: str, chunk_id: int, encoder_kind: str = "onnx-int8") -> float:
     """Cosine similarity of the question and one chunk: a calibrated-enough confidence without the reranker."""
     return float(index.faiss.reconstruct(int(chunk_id)) @ query_vector(question, encoder_kind))

@@ -50,7 +50,9 @@ class Settings(BaseModel):
     bm25_k1: float = 1.5
     bm25_b: float = 0.75
     bm25_delta: float = 1.0
-    query_encoder: Literal["onnx", "sentence-transformers"] = "onnx"
+    query_encoder: Literal["onnx-int8", "onnx", "sentence-transformers"] = Field(
+        default="onnx-int8", description="embeds questions: int8 products (fastest), the packaged ONNX model, or the "
+                                         "sentence-transformers model the index is built with (slow start)")
 
     @model_validator(mode="before")
     @classmethod

@@ -4,7 +4,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from qa.retrieve import fuse_convex, fuse_rrf, normalise_minmax, retrieve, top_indices
+import threading
+import time
+
+from qa import retrieve as retrieve_module
+from qa.retrieve import embed_ahead, fuse_convex, fuse_rrf, normalise_minmax, query_vector, retrieve, top_indices
 
 
 def test_normalise_minmax():
@@ -91,3 +95,55 @@ def test_bm25_mode_ranks_every_chunk_with_the_number_first(seed_index):
     for query in ("85000", "85,000"):
         hits = retrieve(seed_index, query, "bm25", 10, "convex", 0.5, 60)
         assert {i for i, _ in hits[:len(with_number)]} == with_number
+
+
+QUESTIONS = ["what army cap did Istanbul 2022 propose?", "Who drafted the plan with Witkoff?",
+             "Which region would be demilitarised?"]
+
+
+def test_embed_ahead_keeps_order_and_leaves_each_vector_cached():
+    query_vector.cache_clear()
+    out = list(embed_ahead(iter(QUESTIONS), "onnx-int8"))
+    assert out == QUESTIONS
+    assert query_vector.cache_info().currsize == len(QUESTIONS)
+    query_vector(QUESTIONS[0], "onnx-int8")
+    assert query_vector.cache_info().hits >= 1
+
+
+def test_embed_ahead_yields_a_question_before_the_next_one_arrives():
+    """A script that writes one line and waits for its answer must get it: nothing is held back for a batch."""
+    second_line = threading.Event()
+
+    def lines():
+        yield QUESTIONS[0]
+        second_line.wait(30)
+        yield QUESTIONS[1]
+
+    stream = embed_ahead(lines(), "onnx-int8")
+    t0 = time.perf_counter()
+    assert next(stream) == QUESTIONS[0]
+    assert time.perf_counter() - t0 < 20 and not second_line.is_set()
+    second_line.set()
+    assert list(stream) == [QUESTIONS[1]]
+
+
+def test_embed_ahead_raises_a_read_error_after_the_lines_before_it():
+    def lines():
+        yield QUESTIONS[0]
+        raise UnicodeDecodeError("utf-8", b"\xff", 0, 1, "invalid start byte")
+
+    stream = embed_ahead(lines(), "onnx-int8")
+    assert next(stream) == QUESTIONS[0]
+    with pytest.raises(UnicodeDecodeError):
+        next(stream)
+
+
+def test_embed_ahead_passes_on_a_question_it_could_not_embed(monkeypatch):
+    """answer() embeds it again and reports that line's error; the lines after it still flow."""
+    def broken(question, kind):
+        if question == QUESTIONS[1]:
+            raise RuntimeError("encoder failed")
+        return np.zeros(3, dtype=np.float32)
+
+    monkeypatch.setattr(retrieve_module, "query_vector", broken)
+    assert list(embed_ahead(iter(QUESTIONS), "onnx-int8")) == QUESTIONS
