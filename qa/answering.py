@@ -106,19 +106,20 @@ def answer(question: str, index: Index, settings: Settings, query: str | None = 
     chosen: list[tuple[Chunk, float]] = []
     per_doc: dict[str, int] = {}
     for chunk_id, score in ranked:
-        chunk = index.chunk(chunk_id)
+        record = index.records[chunk_id]  # a Chunk is built only for what is shown (50 candidates without rerank)
+        doc, start, end = record["doc"], record["start"], record["end"]
         merged = False
         for n, (kept, kept_score) in enumerate(chosen):
-            if kept.doc == chunk.doc and chunk.start < kept.end and kept.start < chunk.end:
+            if kept.doc == doc and start < kept.end and kept.start < end:
                 # overlapping windows of one document: show them as one longer passage
-                if max(kept.end, chunk.end) - min(kept.start, chunk.start) <= 2 * settings.chunk_max_chars:
-                    chosen[n] = (merge_chunks(kept, chunk), kept_score)
+                if max(kept.end, end) - min(kept.start, start) <= 2 * settings.chunk_max_chars:
+                    chosen[n] = (merge_chunks(kept, index.chunk(chunk_id)), kept_score)
                 merged = True
                 break
-        if merged or per_doc.get(chunk.doc, 0) >= MAX_PER_DOC or len(chosen) >= settings.top_k:
+        if merged or per_doc.get(doc, 0) >= MAX_PER_DOC or len(chosen) >= settings.top_k:
             continue
-        per_doc[chunk.doc] = per_doc.get(chunk.doc, 0) + 1
-        chosen.append((chunk, score))
+        per_doc[doc] = per_doc.get(doc, 0) + 1
+        chosen.append((index.chunk(chunk_id), score))
     passages: list[Passage] = []
     for chunk, score in chosen:
         local = [(s - chunk.start, e - chunk.start) for s, e in chunk.sentences]

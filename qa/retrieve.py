@@ -107,8 +107,7 @@ def retrieve(index: Index, question: str, mode: str, candidates: int, fusion: st
         return [(int(i), float(s)) for i, s in zip(dense_ids, dense_sc) if i >= 0]
     bm25_ids = top_indices(bm25_all, candidates)
     union = np.unique(np.concatenate([bm25_ids, dense_ids[dense_ids >= 0]]))
-    vecs = np.vstack([index.faiss.reconstruct(int(i)) for i in union])
-    union_dense = vecs @ qvec
+    union_dense = dense.stored_vectors(vectors)[union] @ qvec
     union_bm25 = bm25_all[union]
     if fusion == "rrf":
         fused = fuse_rrf(union_bm25, union_dense, rrf_k)
