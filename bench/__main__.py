@@ -46,12 +46,13 @@ PYTHON = sys.executable
 QA_BIN = Path(sys.executable).parent / "qa"
 EDIT_SENTENCE = "The benchmark inserted this sentence to change the file and test incremental re-indexing. "
 
-# (metric key, comparison, threshold, unit, which corpora it applies to: "seeds", "all" or "100k")
+# (metric key, comparison, threshold, unit, which corpora it applies to: "seeds", "all" or "100k"). As in the speed
+# issue: "on the seeds unless stated"; at 100k chunks the stated batch target is p50 without rerank.
 TARGETS = [
     ("oneshot_rerank_s", "<=", 1.0, "s", "seeds"),
     ("oneshot_no_rerank_s", "<=", 0.6, "s", "seeds"),
-    ("batch_rerank_qps", ">=", 5.0, "q/s", "all"),
-    ("batch_no_rerank_qps", ">=", 200.0, "q/s", "all"),
+    ("batch_rerank_qps", ">=", 5.0, "q/s", "seeds"),
+    ("batch_no_rerank_qps", ">=", 200.0, "q/s", "seeds"),
     ("batch_no_rerank_p50_ms", "<=", 30.0, "ms", "100k"),
     ("load_total_s", "<=", 1.0, "s", "100k"),
     ("build_rss_mb", "<=", 1536.0, "MB", "100k"),

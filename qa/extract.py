@@ -95,11 +95,9 @@ class Extraction:
     answer: tuple[int, int] | None
 
 
-def pick_span(question: str, kind: str, text: str, s_start: int, s_end: int, terms: dict[str, float]) -> tuple[int, int] | None:
-    """The candidate of the right kind nearest to the question's words in the sentence, not already in the question."""
-    q_lower = question.lower()
-    q_tokens = term_set(question)
-    q_names = {t for w in re.findall(r"\b[A-Z][\w’'-]+", question) for t in term_set(w)}
+def span_candidates(question: str, kind: str, text: str, s_start: int, s_end: int) -> list[tuple[int, int]]:
+    """Candidates of the right kind in the sentence that the question does not already state."""
+    q_lower, q_tokens, q_names = _question_words(question)
     q_values = _question_values(question) if kind == "number" else frozenset()
     money = kind == "number" and asks_for_money(question)
     cands = []
@@ -117,8 +115,12 @@ def pick_span(question: str, kind: str, text: str, s_start: int, s_end: int, ter
         if money and not _CURRENCY.search(text[max(0, s - 2):e + 12]):
             continue  # "how much rent": "one" or "50%" is not an amount of money
         cands.append((s, e))
-    if not cands:
-        return None
+    return cands
+
+
+def nearest_candidate(question: str, kind: str, text: str, s_start: int, s_end: int, terms: dict[str, float],
+                      cands: list[tuple[int, int]]) -> tuple[int, int]:
+    """The candidate nearest to the question's words in the sentence, weighted by their IDF."""
     focus = count_focus(question) if kind == "number" else frozenset()
     boost = 1 + sum(terms.values())
     anchors = []
@@ -148,25 +150,27 @@ def extract_answer(question: str, text: str, sentences: list[tuple[int, int]], t
     total = sum(terms.values()) or 1.0
     focus = count_focus(question) if kind == "number" else frozenset()
     found = [term_set(text[s:e]) & terms.keys() for s, e in sentences]
-    spans = [pick_span(question, kind, text, s, e, terms) if kind else None for s, e in sentences]
+    # a sentence scores for holding any candidate; which one is the answer is settled only in the best sentence
+    cands = [span_candidates(question, kind, text, s, e) if kind else [] for s, e in sentences]
     best_i, best_score = 0, -1.0
     for i, (s, e) in enumerate(sentences):
         sc = sum(terms[t] for t in found[i])
         if i > 0:  # "It capped ...": question words in the sentence before count a little, if not repeated here
             sc += 0.3 * sum(terms[t] for t in found[i - 1] - found[i])
-        if spans[i] is not None:
+        if cands[i]:
             sc += 0.6 * total
             if focus & term_set(text[s:e]):
                 sc += total  # "how many tanks": a figure beside "tanks" beats one beside other question words
         if sc > best_score + 1e-9:
             best_i, best_score = i, sc
     s, e = sentences[best_i]
+    span = nearest_candidate(question, kind, text, s, e, terms, cands[best_i]) if cands[best_i] else None
     if e - s < 60 and len(sentences) > 1:
         if best_i + 1 < len(sentences):
             e = sentences[best_i + 1][1]
         else:
             s = sentences[best_i - 1][0]
-    return Extraction(start=s, end=e, answer=spans[best_i])
+    return Extraction(start=s, end=e, answer=span)
 
 
 def unknown_names(question: str, vocab) -> list[str]:
@@ -187,6 +191,13 @@ def unknown_names(question: str, vocab) -> list[str]:
         if toks and all(t not in vocab for t in toks):
             out.append(w)
     return out
+
+
+@lru_cache(maxsize=1024)
+def _question_words(question: str) -> tuple[str, frozenset[str], frozenset[str]]:
+    """The question lowercased, its terms, and the terms of its capitalised words (names)."""
+    names = frozenset(t for w in re.findall(r"\b[A-Z][\w’'-]+", question) for t in term_set(w))
+    return question.lower(), term_set(question), names
 
 
 @lru_cache(maxsize=1024)
