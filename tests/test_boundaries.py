@@ -85,3 +85,28 @@ def test_tui_uses_only_the_public_api(path):
                 assert alias.name.split(".")[0] != "index", f"{path.name} imports {alias.name}"
                 if alias.name.startswith("qa."):
                     assert alias.name in ALLOWED_QA_MODULES, f"{path.name} imports {alias.name}"
+
+
+def test_answering_never_imports_torch_sentence_transformers_or_onnx(seed_index, seed_settings):
+    """The query path runs on onnxruntime alone: torch and sentence-transformers cost ~5.5 s to import, and the
+    onnx package (~0.2 s) is needed only the one time the int8 query encoder is made."""
+    from index import dense
+    from index.onnx_sessions import quantize_model
+
+    quantize_model(dense.onnx_model_path())  # made once per cache; answering then only reads it
+    code = (
+        "import sys\n"
+        "from pathlib import Path\n"
+        "from qa import Settings, answer, open_index\n"
+        "settings = Settings(corpus=[Path(sys.argv[1])], index_dir=Path(sys.argv[2]))\n"
+        "index = open_index(settings)\n"
+        "for rerank in (True, False):\n"
+        "    reply = answer('what army cap did Istanbul 2022 propose?', index,\n"
+        "                   settings.model_copy(update={'rerank': rerank}))\n"
+        "    assert reply.answered, reply\n"
+        "heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'sentence_transformers', 'onnx'))\n"
+        "assert not heavy, heavy[:10]\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code, str(seed_settings.corpus[0]), str(seed_settings.index_dir)],
+                            cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
