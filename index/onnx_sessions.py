@@ -19,9 +19,7 @@ def cache_home() -> Path:
 
 def optimised_path(model: Path, ort_version: str) -> Path:
     """Where the optimised copy of a model lives: keyed by its path, size, mtime and the runtime's version."""
-    st = model.stat()
-    key = f"{model.resolve()}\n{st.st_size}\n{st.st_mtime_ns}\n{ort_version}"
-    return cache_home() / "onnx" / f"{model.stem}-{hashlib.sha1(key.encode()).hexdigest()[:16]}.onnx"
+    return _cached_copy(model, [ort_version], "")
 
 
 QUANTIZE_RECIPE = "matmul-int8-per-channel-v1"  # part of the cache key: change it with the recipe
@@ -29,9 +27,13 @@ QUANTIZE_RECIPE = "matmul-int8-per-channel-v1"  # part of the cache key: change 
 
 def quantized_path(model: Path, ort_version: str) -> Path:
     """Where the int8 copy of a model lives, keyed like optimised_path plus the quantisation recipe."""
+    return _cached_copy(model, [ort_version, QUANTIZE_RECIPE], "-int8")
+
+
+def _cached_copy(model: Path, key_parts: list[str], tag: str) -> Path:
     st = model.stat()
-    key = f"{model.resolve()}\n{st.st_size}\n{st.st_mtime_ns}\n{ort_version}\n{QUANTIZE_RECIPE}"
-    return cache_home() / "onnx" / f"{model.stem}-int8-{hashlib.sha1(key.encode()).hexdigest()[:16]}.onnx"
+    key = "\n".join([str(model.resolve()), str(st.st_size), str(st.st_mtime_ns), *key_parts])
+    return cache_home() / "onnx" / f"{model.stem}{tag}-{hashlib.sha1(key.encode()).hexdigest()[:16]}.onnx"
 
 
 def weight_matmuls(graph) -> list[str]:
