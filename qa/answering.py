@@ -12,7 +12,7 @@ from index.store import (Index, IndexCorrupt, IndexOutdated, Progress, Warn, bui
 
 from .extract import answer_type, extract_answer, unknown_names
 from .models import Answer, AnswerGroup, Citation, Passage
-from .retrieve import cosine, retrieve
+from .retrieve import cosine, rerank_pool, retrieve
 from .rerank import rerank
 from .settings import Settings
 
@@ -87,11 +87,12 @@ def answer(question: str, index: Index, settings: Settings, query: str | None = 
     if not question:
         raise QAError("empty question")
     search = (query or question).strip()
-    hits = retrieve(index, search, settings.mode, settings.candidates, settings.fusion, settings.dense_weight,
-                    settings.rrf_k, settings.query_encoder)
+    retrieval = retrieve(index, search, settings.mode, settings.candidates, settings.fusion, settings.dense_weight,
+                         settings.rrf_k, settings.query_encoder)
+    hits = retrieval.hits
     reranked = settings.rerank and bool(hits)
     if reranked:
-        pool = hits[: settings.rerank_candidates]
+        pool = rerank_pool(retrieval, settings.rerank_candidates, settings.rerank_dense_nominees)
         probs = rerank(search, [index.records[i]["search_text"] for i, _ in pool], settings.rerank_max_tokens)
         ranked = sorted(zip([i for i, _ in pool], probs.tolist()), key=lambda p: -p[1])
         confidence = float(ranked[0][1]) if ranked else 0.0

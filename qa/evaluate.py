@@ -173,7 +173,8 @@ def evaluate(items: list[GoldItem], index, settings, gold_name: str = "gold", pr
     seconds = time.perf_counter() - t0
     config = {"mode": settings.mode, "rerank": settings.rerank, "fusion": settings.fusion,
               "dense_weight": settings.dense_weight, "candidates": settings.candidates,
-              "rerank_candidates": settings.rerank_candidates, "chunk_max_chars": settings.chunk_max_chars,
+              "rerank_candidates": settings.rerank_candidates,
+              "rerank_dense_nominees": settings.rerank_dense_nominees, "chunk_max_chars": settings.chunk_max_chars,
               "chunk_overlap_sentences": settings.chunk_overlap_sentences, "top_k": settings.top_k,
               "abstain_below": settings.abstain_below if settings.rerank else settings.abstain_below_no_rerank}
     return EvalReport(

@@ -5,6 +5,7 @@ import queue
 import threading
 from collections.abc import Iterable, Iterator
 from functools import lru_cache
+from typing import NamedTuple
 
 import numpy as np
 
@@ -90,21 +91,29 @@ def embed_ahead(questions: Iterable[str], encoder_kind: str, ahead: int = READ_A
         yield item
 
 
+class Retrieval(NamedTuple):
+    """First-stage result: fused (or single-mode) hits best first, and the dense retriever's own best chunk ids."""
+
+    hits: list[tuple[int, float]]
+    dense_top: list[int]
+
+
 def retrieve(index: Index, question: str, mode: str, candidates: int, fusion: str, dense_weight: float,
-             rrf_k: int, encoder_kind: str = "onnx-int8") -> list[tuple[int, float]]:
-    """Chunk ids with their first-stage scores, best first."""
+             rrf_k: int, encoder_kind: str = "onnx-int8") -> Retrieval:
+    """Chunk ids with their first-stage scores, best first (plus the dense ranking's head, for the rerank pool)."""
     if index.manifest.num_chunks == 0:
-        return []
+        return Retrieval([], [])
     if mode in ("bm25", "hybrid"):
         bm25_all = index.bm25.scores(tokenize(question))
     if mode == "bm25":
         ids = top_indices(bm25_all, candidates)
-        return [(int(i), float(bm25_all[i])) for i in ids]
+        return Retrieval([(int(i), float(bm25_all[i])) for i in ids], [])
     vectors = index.faiss  # read first: a one-shot run loads faiss while the encoder may still be loading
     qvec = query_vector(question, encoder_kind)
     dense_ids, dense_sc = dense.dense_search(vectors, qvec, candidates)
+    dense_top = [int(i) for i in dense_ids if i >= 0]
     if mode == "dense":
-        return [(int(i), float(s)) for i, s in zip(dense_ids, dense_sc) if i >= 0]
+        return Retrieval([(int(i), float(s)) for i, s in zip(dense_ids, dense_sc) if i >= 0], dense_top)
     bm25_ids = top_indices(bm25_all, candidates)
     union = np.unique(np.concatenate([bm25_ids, dense_ids[dense_ids >= 0]]))
     union_dense = dense.stored_vectors(vectors)[union] @ qvec
@@ -114,7 +123,20 @@ def retrieve(index: Index, question: str, mode: str, candidates: int, fusion: st
     else:
         fused = fuse_convex(union_bm25, union_dense, dense_weight)
     order = np.lexsort((union, -fused))[:candidates]
-    return [(int(union[i]), float(fused[i])) for i in order]
+    return Retrieval([(int(union[i]), float(fused[i])) for i in order], dense_top)
+
+
+def rerank_pool(retrieval: Retrieval, size: int, dense_nominees: int) -> list[tuple[int, float]]:
+    """The hits the cross-encoder scores: the first `size`, plus the dense ranking's first `dense_nominees` wherever
+    fusion put them (a paraphrase with few shared words can rank high on meaning and low on BM25)."""
+    pool = retrieval.hits[:size]
+    taken = {i for i, _ in pool}
+    score = dict(retrieval.hits)
+    for i in retrieval.dense_top[:dense_nominees]:
+        if i not in taken and i in score:
+            pool.append((i, score[i]))
+            taken.add(i)
+    return pool
 
 
 def cosine(index: Index, question: str, chunk_id: int, encoder_kind: str = "onnx-int8") -> float:

@@ -41,7 +41,9 @@ class Settings(BaseModel):
     rrf_k: int = Field(default=60, ge=1)
     candidates: int = Field(default=50, ge=1, description="chunks taken from each retriever before fusion")
     rerank: bool = True
-    rerank_candidates: int = Field(default=8, ge=1)
+    rerank_candidates: int = Field(default=8, ge=1, description="fused hits the cross-encoder scores")
+    rerank_dense_nominees: int = Field(default=3, ge=0, description="the dense ranking's top N are reranked too, "
+                                                                     "wherever fusion put them")
     rerank_max_tokens: int = Field(default=256, ge=32, le=512)
     abstain_below: float = Field(default=0.1, description="answer only when confidence reaches this (reranked)")
     abstain_below_no_rerank: float = Field(default=0.45, description="the same, when reranking is off")

@@ -8,7 +8,8 @@ import threading
 import time
 
 from qa import retrieve as retrieve_module
-from qa.retrieve import embed_ahead, fuse_convex, fuse_rrf, normalise_minmax, query_vector, retrieve, top_indices
+from qa.retrieve import (Retrieval, embed_ahead, fuse_convex, fuse_rrf, normalise_minmax, query_vector, rerank_pool,
+                         retrieve, top_indices)
 
 
 def test_normalise_minmax():
@@ -68,6 +69,17 @@ def test_top_indices_best_first_ties_by_index():
     assert top_indices(scores, 0).tolist() == []
 
 
+def test_rerank_pool_adds_dense_nominees_after_the_fused_head():
+    hits = [(7, 0.9), (3, 0.8), (5, 0.7), (1, 0.6), (9, 0.5), (2, 0.4)]
+    r = Retrieval(hits, dense_top=[5, 2, 9, 4])
+    assert rerank_pool(r, 3, 0) == hits[:3]
+    # 5 is already in; 2 and 9 join with their fused scores, in dense order; 4 never reached the fused list
+    assert rerank_pool(r, 3, 3) == [(7, 0.9), (3, 0.8), (5, 0.7), (2, 0.4), (9, 0.5)]
+    assert rerank_pool(r, 3, 10) == [(7, 0.9), (3, 0.8), (5, 0.7), (2, 0.4), (9, 0.5)]
+    assert rerank_pool(Retrieval(hits, []), 2, 3) == hits[:2]
+    assert rerank_pool(r, 10, 3) == hits
+
+
 # --- on the seeds -------------------------------------------------------------------------------
 
 def passage_of(index, chunk_id):
@@ -76,7 +88,7 @@ def passage_of(index, chunk_id):
 
 @pytest.mark.parametrize("mode", ["bm25", "dense", "hybrid"])
 def test_every_mode_finds_the_85000_cap(seed_index, seed_settings, mode):
-    hits = retrieve(seed_index, "what army cap did Istanbul 2022 propose?", mode, 50, "convex", 0.5, 60)
+    hits = retrieve(seed_index, "what army cap did Istanbul 2022 propose?", mode, 50, "convex", 0.5, 60).hits
     top = [passage_of(seed_index, i) for i, _ in hits[:5]]
     assert any("85,000" in t for t in top), top
     scores = [s for _, s in hits]
@@ -85,15 +97,31 @@ def test_every_mode_finds_the_85000_cap(seed_index, seed_settings, mode):
 
 
 def test_rrf_fusion_also_finds_it(seed_index):
-    hits = retrieve(seed_index, "what army cap did Istanbul 2022 propose?", "hybrid", 50, "rrf", 0.5, 60)
+    hits = retrieve(seed_index, "what army cap did Istanbul 2022 propose?", "hybrid", 50, "rrf", 0.5, 60).hits
     assert any("85,000" in passage_of(seed_index, i) for i, _ in hits[:5])
+
+
+def test_a_paraphrase_fusion_buries_is_still_reranked_and_answered(seed_index, seed_settings):
+    """"warplanes ... host" for "fighter aircraft will be stationed in": BM25 drags the passage below the fused
+    head, the dense ranking keeps it near the top, so it is nominated for reranking and answers."""
+    from qa.answering import answer
+
+    question = "Which country would host European warplanes under the leaked proposal?"
+    r = retrieve(seed_index, question, "hybrid", 50, "convex", seed_settings.dense_weight, 60)
+    holds = [i for i, _ in r.hits if "stationed in Poland" in passage_of(seed_index, i)]
+    assert holds and holds[0] not in [i for i, _ in r.hits[:seed_settings.rerank_candidates]]
+    assert holds[0] in r.dense_top[:seed_settings.rerank_dense_nominees]
+    ans = answer(question, seed_index, seed_settings)
+    assert ans.answered and "Poland" in ans.passages[0].text
+    without = answer(question, seed_index, seed_settings.model_copy(update={"rerank_dense_nominees": 0}))
+    assert not any("Poland" in p.text for p in without.passages[:1])
 
 
 def test_bm25_mode_ranks_every_chunk_with_the_number_first(seed_index):
     with_number = {i for i, r in enumerate(seed_index.records) if "85,000" in r["text"]}
     assert len(with_number) >= 3  # 000 and twice in 003
     for query in ("85000", "85,000"):
-        hits = retrieve(seed_index, query, "bm25", 10, "convex", 0.5, 60)
+        hits = retrieve(seed_index, query, "bm25", 10, "convex", 0.5, 60).hits
         assert {i for i, _ in hits[:len(with_number)]} == with_number
 
 
