@@ -20,7 +20,7 @@ import os
 import shutil
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, KeysView
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
@@ -97,6 +97,45 @@ class Index:
 
     def chunk(self, i: int) -> Chunk:
         return Chunk.model_construct(**self.records[i])
+
+    def extent(self, i: int) -> tuple[str, int, int]:
+        """(doc, start, end) of chunk i, without building a Chunk (cheap enough for every candidate)."""
+        record = self.records[i]
+        return record["doc"], record["start"], record["end"]
+
+    def search_text(self, i: int) -> str:
+        """The text chunk i was indexed and scored by (artifacts and markup blanked)."""
+        return self.records[i]["search_text"]
+
+    def load_vectors(self) -> None:
+        """Read the vectors now (a one-shot run reads them while the query encoder may still be loading)."""
+        self.faiss  # noqa: B018 - lazy property
+
+    def dense_search(self, query_vec: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """The k chunk ids nearest the query vector and their cosine scores (ids are -1 past the last chunk)."""
+        return dense.dense_search(self.faiss, query_vec, k)
+
+    def dense_scores(self, ids: np.ndarray, query_vec: np.ndarray) -> np.ndarray:
+        """Cosine of the query vector with each of the chunks `ids`."""
+        return dense.stored_vectors(self.faiss)[ids] @ query_vec
+
+    def vector(self, i: int) -> np.ndarray:
+        """The stored (normalised) embedding of chunk i."""
+        return self.faiss.reconstruct(int(i))
+
+    def bm25_scores(self, tokens: list[str]) -> np.ndarray:
+        """BM25+ score of every chunk for the query tokens."""
+        return self.bm25.scores(tokens)
+
+    def term_idf(self, token: str) -> float | None:
+        """BM25 idf of a (stemmed) term, None when no chunk contains it."""
+        t = self.bm25.vocab.get(token)
+        return None if t is None else self.bm25.idf(t)
+
+    @property
+    def terms(self) -> KeysView[str]:
+        """Every term of the corpus (stemmed BM25 tokens), read-only."""
+        return self.bm25.vocab.keys()
 
     @property
     def corpus_root(self) -> Path:

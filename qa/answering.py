@@ -3,14 +3,16 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import NamedTuple
 
 from index.bm25 import tokenize
 from index.models import Chunk
 from index.store import (Index, IndexCorrupt, IndexOutdated, Progress, Warn, build_index, load_index, scan_corpus,
                          stale_reason)
 
-from .extract import answer_type, extract_answer, unknown_names
+from .extract import Extraction, answer_type, extract_answer, unknown_names
 from .models import Answer, AnswerGroup, Citation, Passage
 from .retrieve import cosine, rerank_pool, retrieve
 from .rerank import rerank
@@ -65,11 +67,12 @@ def open_index(settings: Settings, progress: Progress | None = None, warn: Warn 
     return index
 
 
-def _term_weights(index: Index, question: str) -> dict[str, float]:
+def term_weights(index: Index, text: str) -> dict[str, float]:
+    """The idf of each term of the text (0 for a term no chunk contains): how much each question word matters."""
     weights = {}
-    for tok in tokenize(question):
-        t = index.bm25.vocab.get(tok)
-        weights[tok] = index.bm25.idf(t) if t is not None else 0.0
+    for tok in tokenize(text):
+        idf = index.term_idf(tok)
+        weights[tok] = idf if idf is not None else 0.0
     return weights
 
 
@@ -77,77 +80,144 @@ def _normalise_answer(s: str) -> str:
     return re.sub(r"[^\w]+", " ", s.lower()).strip()
 
 
+class Ranking(NamedTuple):
+    """Candidates best first, the confidence of the best one, and the bar it must reach to be an answer."""
+
+    hits: list[tuple[int, float]]
+    confidence: float
+    threshold: float
+    reranked: bool
+
+
+class Hit(NamedTuple):
+    """A ranked chunk: where it lies in its document, and its score."""
+
+    chunk_id: int
+    doc: str
+    start: int
+    end: int
+    score: float
+
+
+class Choice(NamedTuple):
+    """One passage to show: the chunk ids it spans (the kept one first, then those merged into it) and its score."""
+
+    ids: list[int]
+    score: float
+
+
+class Decision(NamedTuple):
+    """Whether to answer, and the confidence after penalties."""
+
+    confidence: float
+    answered: bool
+
+
 def answer(question: str, index: Index, settings: Settings, query: str | None = None) -> Answer:
     """Answer one question from the index with cited verbatim passages (or abstain).
 
-    `query` is what to search when it differs from the question (an expanded follow-up).
+    `query` is what to search when it differs from the question (an expanded follow-up). Stages: rank (retrieve,
+    rerank), choose passages (merge, cap), extract spans, decide (confidence, abstention), group (agreement).
     """
     t0 = time.perf_counter()
     question = question.strip()
     if not question:
         raise QAError("empty question")
     search = (query or question).strip()
-    retrieval = retrieve(index, search, settings.mode, settings.candidates, settings.fusion, settings.dense_weight,
-                         settings.rrf_k, settings.query_encoder)
-    hits = retrieval.hits
-    reranked = settings.rerank and bool(hits)
-    if reranked:
-        pool = rerank_pool(retrieval, settings.rerank_candidates, settings.rerank_dense_nominees)
-        probs = rerank(search, [index.records[i]["search_text"] for i, _ in pool], settings.rerank_max_tokens)
-        ranked = sorted(zip([i for i, _ in pool], probs.tolist()), key=lambda p: -p[1])
-        confidence = float(ranked[0][1]) if ranked else 0.0
-        threshold = settings.abstain_below
-    else:
-        ranked = hits
-        confidence = max(0.0, cosine(index, search, ranked[0][0], settings.query_encoder)) if ranked else 0.0
-        threshold = settings.abstain_below_no_rerank
-
-    terms = _term_weights(index, search)
+    ranking = rank(index, search, settings)
+    hits = [Hit(i, *index.extent(i), score) for i, score in ranking.hits]
+    choices = choose_passages(hits, settings.top_k, 2 * settings.chunk_max_chars)
+    chosen = [(passage_chunk(c.ids, index.chunk), c.score) for c in choices]
     kind = answer_type(question) or (answer_type(search) if search != question else None)
-    chosen: list[tuple[Chunk, float]] = []
-    per_doc: dict[str, int] = {}
-    for chunk_id, score in ranked:
-        record = index.records[chunk_id]  # a Chunk is built only for what is shown (50 candidates without rerank)
-        doc, start, end = record["doc"], record["start"], record["end"]
-        merged = False
-        for n, (kept, kept_score) in enumerate(chosen):
-            if kept.doc == doc and start < kept.end and kept.start < end:
-                # overlapping windows of one document: show them as one longer passage
-                if max(kept.end, end) - min(kept.start, start) <= 2 * settings.chunk_max_chars:
-                    chosen[n] = (merge_chunks(kept, index.chunk(chunk_id)), kept_score)
-                merged = True
-                break
-        if merged or per_doc.get(doc, 0) >= MAX_PER_DOC or len(chosen) >= settings.top_k:
-            continue
-        per_doc[doc] = per_doc.get(doc, 0) + 1
-        chosen.append((index.chunk(chunk_id), score))
-    passages: list[Passage] = []
-    for chunk, score in chosen:
-        local = [(s - chunk.start, e - chunk.start) for s, e in chunk.sentences]
-        ex = extract_answer(question, chunk.text, local, terms, kind)
-        passages.append(_passage(index, chunk, ex, score, len(passages) + 1))
-
-    if unknown_names(question, index.bm25.vocab):
-        confidence *= UNKNOWN_NAME_PENALTY
-    if kind in ("number", "date") and passages and passages[0].answer is None:
-        confidence *= NO_SPAN_PENALTY  # asked "how many" / "when", and the best passage holds no such figure
-    answered = bool(passages) and confidence >= threshold
-    supporting = [p for p in passages if not reranked or p.score >= threshold]
-    groups = _groups(supporting) if answered else []
+    spans = extract_spans(question, [chunk for chunk, _ in chosen], term_weights(index, search), kind)
+    passages = [_passage(index, chunk, ex, score, n) for n, ((chunk, score), ex) in enumerate(zip(chosen, spans), 1)]
+    decision = decide(ranking.confidence, ranking.threshold, passages, kind,
+                      names_unknown=bool(unknown_names(question, index.terms)))
+    groups = group_answers(passages, ranking.threshold, ranking.reranked) if decision.answered else []
     return Answer(
         question=question,
-        answered=answered,
-        confidence=round(confidence, 4),
+        answered=decision.answered,
+        confidence=round(decision.confidence, 4),
         passages=passages,
-        message=None if answered else NO_ANSWER,
-        answer=passages[0].answer if answered and passages else None,
+        message=None if decision.answered else NO_ANSWER,
+        answer=passages[0].answer if decision.answered and passages else None,
         groups=groups,
         disagreement=len(groups) > 1,
         query=search if search != question else None,
         mode=settings.mode,
-        reranked=reranked,
+        reranked=ranking.reranked,
         seconds=round(time.perf_counter() - t0, 4),
     )
+
+
+def rank(index: Index, search: str, settings: Settings) -> Ranking:
+    """Stage 1: retrieve candidates and, when reranking, score the rerank pool with the cross-encoder."""
+    retrieval = retrieve(index, search, settings.retrieval)
+    hits = retrieval.hits
+    if settings.rerank and hits:
+        pool = rerank_pool(retrieval, settings.rerank_candidates, settings.rerank_dense_nominees)
+        probs = rerank(search, [index.search_text(i) for i, _ in pool], settings.rerank_max_tokens)
+        ranked = sorted(zip([i for i, _ in pool], probs.tolist()), key=lambda p: -p[1])
+        confidence = float(ranked[0][1]) if ranked else 0.0
+        return Ranking(ranked, confidence, settings.abstain_below, True)
+    confidence = max(0.0, cosine(index, search, hits[0][0], settings.query_encoder)) if hits else 0.0
+    return Ranking(hits, confidence, settings.abstain_below_no_rerank, False)
+
+
+def choose_passages(hits: list[Hit], top_k: int, max_merged_chars: int, max_per_doc: int = MAX_PER_DOC) -> list[Choice]:
+    """Stage 2: the passages to show, best first: a hit overlapping a kept passage of its document joins it (while
+    the two fit in max_merged_chars) or is dropped; at most max_per_doc passages a document, top_k in all."""
+    chosen: list[tuple[Choice, str, int, int]] = []  # choice, doc, start, end of the merged windows
+    per_doc: dict[str, int] = {}
+    for hit in hits:
+        merged = False
+        for n, (kept, doc, start, end) in enumerate(chosen):
+            if doc == hit.doc and hit.start < end and start < hit.end:
+                # overlapping windows of one document: show them as one longer passage
+                if max(end, hit.end) - min(start, hit.start) <= max_merged_chars:
+                    kept.ids.append(hit.chunk_id)
+                    chosen[n] = (kept, doc, min(start, hit.start), max(end, hit.end))
+                merged = True
+                break
+        if merged or per_doc.get(hit.doc, 0) >= max_per_doc or len(chosen) >= top_k:
+            continue
+        per_doc[hit.doc] = per_doc.get(hit.doc, 0) + 1
+        chosen.append((Choice([hit.chunk_id], hit.score), hit.doc, hit.start, hit.end))
+    return [choice for choice, *_ in chosen]
+
+
+def passage_chunk(ids: list[int], chunk: Callable[[int], Chunk]) -> Chunk:
+    """The chunk a passage shows: its windows merged, in the order they were chosen."""
+    merged = chunk(ids[0])
+    for i in ids[1:]:
+        merged = merge_chunks(merged, chunk(i))
+    return merged
+
+
+def extract_spans(question: str, chunks: list[Chunk], terms: dict[str, float], kind: str | None) -> list[Extraction]:
+    """Stage 3: the best sentence and, for number/date/name questions, the answer span of each chosen passage
+    (offsets local to the chunk's text)."""
+    out = []
+    for chunk in chunks:
+        local = [(s - chunk.start, e - chunk.start) for s, e in chunk.sentences]
+        out.append(extract_answer(question, chunk.text, local, terms, kind))
+    return out
+
+
+def decide(confidence: float, threshold: float, passages: list[Passage], kind: str | None,
+           names_unknown: bool) -> Decision:
+    """Stage 4: penalise the confidence when the question names something the corpus never mentions, or asks for a
+    figure or date the best passage lacks; answer only when the result reaches the threshold."""
+    if names_unknown:
+        confidence *= UNKNOWN_NAME_PENALTY
+    if kind in ("number", "date") and passages and passages[0].answer is None:
+        confidence *= NO_SPAN_PENALTY  # asked "how many" / "when", and the best passage holds no such figure
+    return Decision(confidence, bool(passages) and confidence >= threshold)
+
+
+def group_answers(passages: list[Passage], threshold: float, reranked: bool) -> list[AnswerGroup]:
+    """Stage 5: group the passages that support the answer (reranked ones must reach the threshold themselves)."""
+    return _groups([p for p in passages if not reranked or p.score >= threshold])
 
 
 def merge_chunks(a: Chunk, b: Chunk) -> Chunk:

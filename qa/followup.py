@@ -200,13 +200,12 @@ def index_idf(index) -> Idf:
     """`idf(word)` from a loaded index's BM25 statistics: the highest idf of the word's tokens, 0 if unknown."""
     from index.bm25 import tokenize
 
-    bm25 = index.bm25
     cache: dict[str, float] = {}
 
     def idf(word: str) -> float:
         if word not in cache:
-            ids = [bm25.vocab[t] for t in tokenize(word) if t in bm25.vocab]
-            cache[word] = max((bm25.idf(t) for t in ids), default=0.0)
+            known = (index.term_idf(t) for t in tokenize(word))
+            cache[word] = max((v for v in known if v is not None), default=0.0)
         return cache[word]
 
     return idf

@@ -13,6 +13,8 @@ from index import dense
 from index.bm25 import tokenize
 from index.store import Index
 
+from .settings import RetrievalParams
+
 
 def normalise_minmax(scores: np.ndarray) -> np.ndarray:
     """Scale scores to [0, 1]; all-equal scores become 0 (they carry no preference)."""
@@ -98,30 +100,30 @@ class Retrieval(NamedTuple):
     dense_top: list[int]
 
 
-def retrieve(index: Index, question: str, mode: str, candidates: int, fusion: str, dense_weight: float,
-             rrf_k: int, encoder_kind: str = "onnx-int8") -> Retrieval:
+def retrieve(index: Index, question: str, params: RetrievalParams) -> Retrieval:
     """Chunk ids with their first-stage scores, best first (plus the dense ranking's head, for the rerank pool)."""
     if index.manifest.num_chunks == 0:
         return Retrieval([], [])
+    mode, candidates = params.mode, params.candidates
     if mode in ("bm25", "hybrid"):
-        bm25_all = index.bm25.scores(tokenize(question))
+        bm25_all = index.bm25_scores(tokenize(question))
     if mode == "bm25":
         ids = top_indices(bm25_all, candidates)
         return Retrieval([(int(i), float(bm25_all[i])) for i in ids], [])
-    vectors = index.faiss  # read first: a one-shot run loads faiss while the encoder may still be loading
-    qvec = query_vector(question, encoder_kind)
-    dense_ids, dense_sc = dense.dense_search(vectors, qvec, candidates)
+    index.load_vectors()  # first: a one-shot run loads faiss while the encoder may still be loading
+    qvec = query_vector(question, params.query_encoder)
+    dense_ids, dense_sc = index.dense_search(qvec, candidates)
     dense_top = [int(i) for i in dense_ids if i >= 0]
     if mode == "dense":
         return Retrieval([(int(i), float(s)) for i, s in zip(dense_ids, dense_sc) if i >= 0], dense_top)
     bm25_ids = top_indices(bm25_all, candidates)
     union = np.unique(np.concatenate([bm25_ids, dense_ids[dense_ids >= 0]]))
-    union_dense = dense.stored_vectors(vectors)[union] @ qvec
+    union_dense = index.dense_scores(union, qvec)
     union_bm25 = bm25_all[union]
-    if fusion == "rrf":
-        fused = fuse_rrf(union_bm25, union_dense, rrf_k)
+    if params.fusion == "rrf":
+        fused = fuse_rrf(union_bm25, union_dense, params.rrf_k)
     else:
-        fused = fuse_convex(union_bm25, union_dense, dense_weight)
+        fused = fuse_convex(union_bm25, union_dense, params.dense_weight)
     order = np.lexsort((union, -fused))[:candidates]
     return Retrieval([(int(union[i]), float(fused[i])) for i in order], dense_top)
 
@@ -141,4 +143,4 @@ def rerank_pool(retrieval: Retrieval, size: int, dense_nominees: int) -> list[tu
 
 def cosine(index: Index, question: str, chunk_id: int, encoder_kind: str = "onnx-int8") -> float:
     """Cosine similarity of the question and one chunk: a calibrated-enough confidence without the reranker."""
-    return float(index.faiss.reconstruct(int(chunk_id)) @ query_vector(question, encoder_kind))
+    return float(index.vector(chunk_id) @ query_vector(question, encoder_kind))

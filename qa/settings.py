@@ -21,6 +21,22 @@ def default_corpus() -> list[Path]:
 
 
 ENV_PREFIX = "QA_"
+Mode = Literal["bm25", "dense", "hybrid"]
+Fusion = Literal["convex", "rrf"]
+QueryEncoder = Literal["onnx-int8", "onnx", "sentence-transformers"]
+
+
+class RetrievalParams(BaseModel):
+    """What first-stage retrieval needs, passed as one value; built by Settings.retrieval (defaults live there)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    mode: Mode
+    candidates: int
+    fusion: Fusion
+    dense_weight: float
+    rrf_k: int
+    query_encoder: QueryEncoder
 
 
 class Settings(BaseModel):
@@ -35,8 +51,8 @@ class Settings(BaseModel):
     corpus: list[Path] = Field(default_factory=default_corpus, description="files or folders to answer from")
     index_dir: Path | None = Field(default=None, description="default: a folder per corpus under ~/.cache/qa-offline")
     top_k: int = Field(default=5, ge=1, le=100)
-    mode: Literal["bm25", "dense", "hybrid"] = "hybrid"
-    fusion: Literal["convex", "rrf"] = "convex"
+    mode: Mode = "hybrid"
+    fusion: Fusion = "convex"
     dense_weight: float = Field(default=0.3, ge=0.0, le=1.0, description="convex fusion weight of the dense score")
     rrf_k: int = Field(default=60, ge=1)
     candidates: int = Field(default=50, ge=1, description="chunks taken from each retriever before fusion")
@@ -52,7 +68,7 @@ class Settings(BaseModel):
     bm25_k1: float = 1.5
     bm25_b: float = 0.75
     bm25_delta: float = 1.0
-    query_encoder: Literal["onnx-int8", "onnx", "sentence-transformers"] = Field(
+    query_encoder: QueryEncoder = Field(
         default="onnx-int8", description="embeds questions: int8 products (fastest), the packaged ONNX model, or the "
                                          "sentence-transformers model the index is built with (slow start)")
 
@@ -80,6 +96,11 @@ class Settings(BaseModel):
     @property
     def bm25(self) -> BM25Params:
         return BM25Params(k1=self.bm25_k1, b=self.bm25_b, delta=self.bm25_delta)
+
+    @property
+    def retrieval(self) -> RetrievalParams:
+        return RetrievalParams(mode=self.mode, candidates=self.candidates, fusion=self.fusion,
+                               dense_weight=self.dense_weight, rrf_k=self.rrf_k, query_encoder=self.query_encoder)
 
     def resolved_index_dir(self) -> Path:
         """The index folder: explicit, or one per corpus (keyed by its absolute paths) in the user cache."""

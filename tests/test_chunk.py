@@ -28,7 +28,7 @@ def check_chunk_invariants(document, chunks) -> None:
         assert c.line_start == text.count("\n", 0, c.start) + 1
         assert c.sentences, "a chunk without sentences"
         assert c.sentences[0][0] == c.start and c.sentences[-1][1] == c.end
-        for (s1, e1), (s2, e2) in zip(c.sentences, c.sentences[1:]):
+        for (_, e1), (s2, _) in zip(c.sentences, c.sentences[1:]):
             assert e1 <= s2, "sentences overlap or are out of order"
         for s, e in c.sentences:
             assert c.start <= s < e <= c.end
@@ -240,7 +240,7 @@ def test_split_sentences_ranges_are_ordered_trimmed_and_in_bounds(text):
     for s, e in ranges:
         assert 0 <= s < e <= len(text)
         assert text[s:e] == text[s:e].strip()
-    for (s1, e1), (s2, e2) in zip(ranges, ranges[1:]):
+    for (_, e1), (s2, _) in zip(ranges, ranges[1:]):
         assert e1 <= s2
 
 
@@ -263,7 +263,7 @@ def test_every_visible_word_is_in_some_sentence(text):
             hidden[i] = True
     covered = [False] * len(text)
     for block in document_sentences(document):
-        for (s1, e1), (s2, e2) in zip(block, block[1:]):
+        for (_, e1), (s2, _) in zip(block, block[1:]):
             assert e1 <= s2
         for s, e in block:
             for i in range(s, e):

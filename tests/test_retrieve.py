@@ -8,6 +8,7 @@ import threading
 import time
 
 from qa import retrieve as retrieve_module
+from qa.settings import RetrievalParams, Settings
 from qa.retrieve import (Retrieval, embed_ahead, fuse_convex, fuse_rrf, normalise_minmax, query_vector, rerank_pool,
                          retrieve, top_indices)
 
@@ -82,13 +83,18 @@ def test_rerank_pool_adds_dense_nominees_after_the_fused_head():
 
 # --- on the seeds -------------------------------------------------------------------------------
 
+def params(**changes) -> RetrievalParams:
+    """The default retrieval parameters with some changed."""
+    return Settings().retrieval.model_copy(update=changes)
+
+
 def passage_of(index, chunk_id):
     return index.records[chunk_id]["text"]
 
 
 @pytest.mark.parametrize("mode", ["bm25", "dense", "hybrid"])
 def test_every_mode_finds_the_85000_cap(seed_index, seed_settings, mode):
-    hits = retrieve(seed_index, "what army cap did Istanbul 2022 propose?", mode, 50, "convex", 0.5, 60).hits
+    hits = retrieve(seed_index, "what army cap did Istanbul 2022 propose?", params(mode=mode, dense_weight=0.5)).hits
     top = [passage_of(seed_index, i) for i, _ in hits[:5]]
     assert any("85,000" in t for t in top), top
     scores = [s for _, s in hits]
@@ -97,7 +103,7 @@ def test_every_mode_finds_the_85000_cap(seed_index, seed_settings, mode):
 
 
 def test_rrf_fusion_also_finds_it(seed_index):
-    hits = retrieve(seed_index, "what army cap did Istanbul 2022 propose?", "hybrid", 50, "rrf", 0.5, 60).hits
+    hits = retrieve(seed_index, "what army cap did Istanbul 2022 propose?", params(fusion="rrf", dense_weight=0.5)).hits
     assert any("85,000" in passage_of(seed_index, i) for i, _ in hits[:5])
 
 
@@ -107,7 +113,7 @@ def test_a_paraphrase_fusion_buries_is_still_reranked_and_answered(seed_index, s
     from qa.answering import answer
 
     question = "Which country would host European warplanes under the leaked proposal?"
-    r = retrieve(seed_index, question, "hybrid", 50, "convex", seed_settings.dense_weight, 60)
+    r = retrieve(seed_index, question, seed_settings.retrieval)
     holds = [i for i, _ in r.hits if "stationed in Poland" in passage_of(seed_index, i)]
     assert holds and holds[0] not in [i for i, _ in r.hits[:seed_settings.rerank_candidates]]
     assert holds[0] in r.dense_top[:seed_settings.rerank_dense_nominees]
@@ -121,7 +127,7 @@ def test_bm25_mode_ranks_every_chunk_with_the_number_first(seed_index):
     with_number = {i for i, r in enumerate(seed_index.records) if "85,000" in r["text"]}
     assert len(with_number) >= 3  # 000 and twice in 003
     for query in ("85000", "85,000"):
-        hits = retrieve(seed_index, query, "bm25", 10, "convex", 0.5, 60).hits
+        hits = retrieve(seed_index, query, params(mode="bm25", candidates=10)).hits
         assert {i for i, _ in hits[:len(with_number)]} == with_number
 
 
