@@ -13,6 +13,8 @@ from index.store import (Index, IndexCorrupt, IndexOutdated, Progress, Warn, bui
                          stale_reason)
 
 from .extract import Extraction, answer_type, extract_answer, unknown_names
+from .span_metrics import normalize_answer
+from .read import Reading, load_reader, reader_installed, trim_span
 from .models import Answer, AnswerGroup, Citation, Passage
 from .retrieve import cosine, rerank_pool, retrieve
 from .rerank import rerank
@@ -76,10 +78,6 @@ def term_weights(index: Index, text: str) -> dict[str, float]:
     return weights
 
 
-def _normalise_answer(s: str) -> str:
-    return re.sub(r"[^\w]+", " ", s.lower()).strip()
-
-
 class Ranking(NamedTuple):
     """Candidates best first, the confidence of the best one, and the bar it must reach to be an answer."""
 
@@ -126,14 +124,28 @@ def answer(question: str, index: Index, settings: Settings, query: str | None = 
     search = (query or question).strip()
     ranking = rank(index, search, settings)
     hits = [Hit(i, *index.extent(i), score) for i, score in ranking.hits]
-    choices = choose_passages(hits, settings.top_k, 2 * settings.chunk_max_chars)
+    reading = ranking.reranked and settings.reader and reader_installed()
+    pool = max(settings.top_k, settings.read_candidates) if reading else settings.top_k
+    choices = choose_passages(hits, pool, 2 * settings.chunk_max_chars)
     chosen = [(passage_chunk(c.ids, index.chunk), c.score) for c in choices]
     kind = answer_type(question) or (answer_type(search) if search != question else None)
-    spans = extract_spans(question, [chunk for chunk, _ in chosen], term_weights(index, search), kind)
-    passages = [_passage(index, chunk, ex, score, n) for n, ((chunk, score), ex) in enumerate(zip(chosen, spans), 1)]
-    decision = decide(ranking.confidence, ranking.threshold, passages, kind,
-                      names_unknown=bool(unknown_names(question, index.terms)))
-    groups = group_answers(passages, ranking.threshold, ranking.reranked) if decision.answered else []
+    if reading:
+        readings = read_passages(search, [chunk for chunk, _ in chosen])
+        spans = [reading_extraction(chunk, r, settings.span_threshold) for (chunk, _), r in zip(chosen, readings)]
+        scored = [(chunk, fuse_scores(score, r.has_answer, settings.reader_weight), ex, r.has_answer)
+                  for ((chunk, score), ex, r) in zip(chosen, spans, readings)]
+        scored.sort(key=lambda item: -item[1])
+        scored = scored[:settings.top_k]
+        confidence = scored[0][1] if scored else 0.0
+    else:
+        spans = extract_spans(question, [chunk for chunk, _ in chosen], term_weights(index, search), kind)
+        scored = [(chunk, score, ex, None) for (chunk, score), ex in zip(chosen, spans)]
+        confidence = ranking.confidence
+    passages = [_passage(index, chunk, ex, score, n, read) for n, (chunk, score, ex, read) in enumerate(scored, 1)]
+    decision = decide(confidence, ranking.threshold if not reading else settings.abstain_below_read, passages,
+                      None if reading else kind, names_unknown=bool(unknown_names(question, index.terms)))
+    threshold = settings.abstain_below_read if reading else ranking.threshold
+    groups = group_answers(passages, threshold, ranking.reranked) if decision.answered else []
     return Answer(
         question=question,
         answered=decision.answered,
@@ -204,6 +216,33 @@ def extract_spans(question: str, chunks: list[Chunk], terms: dict[str, float], k
     return out
 
 
+def read_passages(question: str, chunks: list[Chunk]) -> list[Reading]:
+    """Stage 3 (reader): what the trained reader finds in each chosen passage (offsets local to its text)."""
+    reader = load_reader()
+    return reader.read_many(question, [(c.text, _local_sentences(c)) for c in chunks])
+
+
+def reading_extraction(chunk: Chunk, reading: Reading, span_threshold: float) -> Extraction:
+    """The reader's span when it is sure enough that the passage answers, inside the sentence that holds it."""
+    sentences = _local_sentences(chunk)
+    if reading.start is None:
+        s, e = sentences[0] if sentences else (0, len(chunk.text))
+        return Extraction(s, e, None)
+    start, end = trim_span(chunk.text, reading.start, reading.end)
+    s, e = next(((s, e) for s, e in sentences if s <= reading.start < e), (0, len(chunk.text)))
+    answer = (start, end) if reading.has_answer >= span_threshold and end > start else None
+    return Extraction(s, e, answer)
+
+
+def fuse_scores(rerank_probability: float, has_answer: float, reader_weight: float) -> float:
+    """A passage's 0-1 score: the cross-encoder's relevance blended with the reader's "the answer is here"."""
+    return (1.0 - reader_weight) * rerank_probability + reader_weight * has_answer
+
+
+def _local_sentences(chunk: Chunk) -> list[tuple[int, int]]:
+    return [(s - chunk.start, e - chunk.start) for s, e in chunk.sentences]
+
+
 def decide(confidence: float, threshold: float, passages: list[Passage], kind: str | None,
            names_unknown: bool) -> Decision:
     """Stage 4: penalise the confidence when the question names something the corpus never mentions, or asks for a
@@ -230,7 +269,7 @@ def merge_chunks(a: Chunk, b: Chunk) -> Chunk:
     return first.model_copy(update={"end": second.end, "text": text, "sentences": sentences})
 
 
-def _passage(index: Index, chunk, ex, score: float, rank: int) -> Passage:
+def _passage(index: Index, chunk, ex, score: float, rank: int, answer_score: float | None = None) -> Passage:
     """The whole chunk is the cited passage; the best sentence and the answer span are marked inside it."""
     source = index.source(chunk.doc)
     span = None
@@ -245,6 +284,7 @@ def _passage(index: Index, chunk, ex, score: float, rank: int) -> Passage:
         sentence_start=chunk.start + ex.start,
         sentence_end=chunk.start + ex.end,
         score=round(float(score), 4),
+        answer_score=None if answer_score is None else round(float(answer_score), 4),
         citation=Citation(
             doc=chunk.doc, start=chunk.start, end=chunk.end, line_start=chunk.line_start,
             line_end=chunk.line_start + chunk.text.count("\n"),
@@ -255,20 +295,37 @@ def _passage(index: Index, chunk, ex, score: float, rank: int) -> Passage:
 
 
 def _groups(passages: list[Passage]) -> list[AnswerGroup]:
-    """Group passages by the answer they give, so agreeing sources sit together and disagreement shows."""
-    groups: dict[str, AnswerGroup] = {}
+    """Group passages by the answer they give, so agreeing sources sit together and disagreement shows.
+
+    Two answers agree when the words of one are all among the other's ("Dmitriev" and "Kirill Dmitriev";
+    "85,000" and "85,000 troops"); differing figures never do ("85,000" and "800,000").
+    """
+    groups: list[tuple[frozenset[str], AnswerGroup]] = []
     for p in passages:
         if not p.answer:
             continue
-        key = _normalise_answer(p.answer)
-        g = groups.get(key)
-        if g is None:
-            groups[key] = AnswerGroup(answer=p.answer, docs=[p.citation.doc], ranks=[p.rank])
+        words = answer_words(p.answer)
+        if not words:
+            continue
+        for n, (key, g) in enumerate(groups):
+            if words <= key or key <= words:
+                if p.citation.doc not in g.docs:
+                    g.docs.append(p.citation.doc)
+                g.ranks.append(p.rank)
+                groups[n] = (key | words, g)
+                break
         else:
-            if p.citation.doc not in g.docs:
-                g.docs.append(p.citation.doc)
-            g.ranks.append(p.rank)
-    return list(groups.values())
+            groups.append((words, AnswerGroup(answer=p.answer, docs=[p.citation.doc], ranks=[p.rank])))
+    return [g for _, g in groups]
+
+
+_DIGIT_GROUP = re.compile(r"(?<=\d)[,.\s\u00a0\u202f](?=\d{3}\b)")
+
+
+def answer_words(text: str) -> frozenset[str]:
+    """The normalised words of an answer: digit groups joined ("85 000" is 85,000), then SQuAD's rule (case,
+    punctuation and articles dropped)."""
+    return frozenset(normalize_answer(_DIGIT_GROUP.sub("", text)).split())
 
 
 def corpus_path(index: Index, doc: str) -> Path:

@@ -11,6 +11,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from .models import Answer, EvalReport, GoldItem, ItemResult
+from .span_metrics import exact_match, f1
 
 K = 5
 
@@ -76,7 +77,7 @@ def score_item(item: GoldItem, ans: Answer) -> ItemResult:
     """Judge one answer: rank of the first counting passage, doc recall, span hit, abstention."""
     top = ans.passages[:K]
     hit_rank = None
-    doc_recall = span_hit = None
+    doc_recall = span_hit = span_em = span_f1 = None
     if item.answerable:
         for p in top:
             if p.citation.doc in item.doc and contains_answer(p.text, item.answers):
@@ -85,11 +86,13 @@ def score_item(item: GoldItem, ans: Answer) -> ItemResult:
         docs = {p.citation.doc for p in top}
         doc_recall = sum(d in docs for d in set(item.doc)) / len(set(item.doc))
         span_hit = bool(top) and contains_answer(top[0].answer, item.answers)
+        span_em = exact_match(top[0].answer if top else None, item.answers)
+        span_f1 = f1(top[0].answer if top else None, item.answers)
     first = top[0] if top else None
     return ItemResult(
         id=item.id, question=item.question, answerable=item.answerable, answered=ans.answered,
         confidence=ans.confidence, hit_rank=hit_rank, doc_recall=doc_recall, span_hit=span_hit,
-        expected=item.answers, expected_docs=item.doc,
+        span_em=span_em, span_f1=span_f1, expected=item.answers, expected_docs=item.doc,
         got=(first.answer or first.text) if first else None,
         got_citation=f"{first.citation.doc}:{first.citation.line_start}" if first else None,
     )
@@ -116,6 +119,8 @@ def summarise(results: list[ItemResult]) -> dict:
         "mrr_at_5": frac((1 / r.hit_rank) if r.hit_rank else 0.0 for r in answerable),
         "doc_recall_at_5": frac(r.doc_recall or 0.0 for r in answerable),
         "span_hit_at_1": frac(bool(r.span_hit) for r in answerable),
+        "span_em": frac(r.span_em or 0.0 for r in answerable),
+        "span_f1": frac(r.span_f1 or 0.0 for r in answerable),
         "abstain_precision": round(correct_abstentions / len(abstained), 4) if abstained else None,
         "abstain_recall": round(correct_abstentions / len(unanswerable), 4) if unanswerable else None,
         "false_abstain_rate": frac(not r.answered for r in answerable),
@@ -175,7 +180,10 @@ def evaluate(items: list[GoldItem], index, settings, gold_name: str = "gold", pr
               "rerank_candidates": settings.rerank_candidates,
               "rerank_dense_nominees": settings.rerank_dense_nominees, "chunk_max_chars": settings.chunk_max_chars,
               "chunk_overlap_sentences": settings.chunk_overlap_sentences, "top_k": settings.top_k,
-              "abstain_below": settings.abstain_below if settings.rerank else settings.abstain_below_no_rerank}
+              "reader": reads(settings), "reader_weight": settings.reader_weight,
+              "span_threshold": settings.span_threshold,
+              "abstain_below": (settings.abstain_below_read if reads(settings) else settings.abstain_below)
+              if settings.rerank else settings.abstain_below_no_rerank}
     return EvalReport(
         gold=gold_name, config=config, **summarise(results),
         faithfulness=round(1 - len(unfaithful) / passages_checked, 4) if passages_checked else 1.0,
@@ -185,15 +193,34 @@ def evaluate(items: list[GoldItem], index, settings, gold_name: str = "gold", pr
     )
 
 
+def reads(settings) -> bool:
+    """Whether answer() runs the trained reader with these settings."""
+    from .read import reader_installed
+
+    return settings.rerank and settings.reader and reader_installed()
+
+
+def compare_configs(settings) -> list:
+    """The --compare columns: each retriever alone, hybrid, + cross-encoder, + reader (when installed)."""
+    configs = [settings.model_copy(update={"mode": "bm25", "rerank": False}),
+               settings.model_copy(update={"mode": "dense", "rerank": False}),
+               settings.model_copy(update={"mode": "hybrid", "rerank": False}),
+               settings.model_copy(update={"mode": "hybrid", "rerank": True, "reader": False})]
+    if reads(settings.model_copy(update={"rerank": True, "reader": True})):
+        configs.append(settings.model_copy(update={"mode": "hybrid", "rerank": True, "reader": True}))
+    return configs
+
+
 def label(report: EvalReport) -> str:
     c = report.config
-    return c["mode"] + ("+rerank" if c["rerank"] else "")
+    return c["mode"] + ("+rerank" if c["rerank"] else "") + ("+reader" if c.get("reader") else "")
 
 
 def format_table(reports: list[EvalReport]) -> str:
     """Metrics side by side, one column per configuration."""
     rows = [("hit@1", "hit_at_1"), ("hit@3", "hit_at_3"), ("hit@5", "hit_at_5"), ("MRR@5", "mrr_at_5"),
             ("doc recall@5", "doc_recall_at_5"), ("span hit@1", "span_hit_at_1"),
+            ("span EM", "span_em"), ("span F1", "span_f1"),
             ("abstain precision", "abstain_precision"), ("abstain recall", "abstain_recall"),
             ("false abstain", "false_abstain_rate"), ("faithfulness", "faithfulness"),
             ("questions/s", "questions_per_second")]
@@ -247,10 +274,7 @@ def run_eval_command(args, settings) -> int:
     except CorpusError as exc:
         raise UsageError(str(exc)) from None
     if args.compare:
-        configs = [settings.model_copy(update={"mode": "bm25", "rerank": False}),
-                   settings.model_copy(update={"mode": "dense", "rerank": False}),
-                   settings.model_copy(update={"mode": "hybrid", "rerank": False}),
-                   settings.model_copy(update={"mode": "hybrid", "rerank": True})]
+        configs = compare_configs(settings)
     else:
         configs = [settings]
     reports = []

@@ -27,7 +27,10 @@ class Passage(BaseModel):
     answer_end: int | None = None
     sentence_start: int = Field(description="file offsets of the sentence that best answers, inside text")
     sentence_end: int
-    score: float = Field(description="reranker probability, or fused retrieval score without reranking")
+    score: float = Field(description="0-1: reranker probability blended with the reader's answer probability "
+                                     "(reader on), the reranker probability, or the fused retrieval score")
+    answer_score: float | None = Field(default=None, description="the reader's probability that this passage "
+                                                                   "holds the answer (null when the reader is off)")
     citation: Citation
 
 
@@ -93,6 +96,8 @@ class ItemResult(BaseModel):
     hit_rank: int | None = Field(description="rank of the first passage that counts, within the top 5")
     doc_recall: float | None = None
     span_hit: bool | None = None
+    span_em: float | None = Field(default=None, description="SQuAD exact match of the top passage's span")
+    span_f1: float | None = Field(default=None, description="SQuAD token F1 of the top passage's span")
     expected: list[str]
     expected_docs: list[str]
     got: str | None = Field(default=None, description="the first passage's answer span, else its text")
@@ -114,6 +119,8 @@ class EvalReport(BaseModel):
     mrr_at_5: float
     doc_recall_at_5: float
     span_hit_at_1: float
+    span_em: float = 0.0
+    span_f1: float = 0.0
     abstain_precision: float | None
     abstain_recall: float | None
     false_abstain_rate: float

@@ -10,7 +10,7 @@ if TYPE_CHECKING:
 
 
 def preload_models(settings: Settings) -> threading.Thread:
-    """Start loading the query encoder and the reranker that answer() will use with these settings.
+    """Start loading the query encoder, the reranker and the reader that answer() will use with these settings.
 
     ONNX Runtime releases the GIL while it builds a session (0.1-0.2 s each), so on two cores a one-shot `qa ask`
     overlaps that with its imports and index loading. The loaders are locked: answer() waits for this load rather
@@ -19,6 +19,7 @@ def preload_models(settings: Settings) -> threading.Thread:
     def load() -> None:
         from index import dense
 
+        from .read import load_reader, reader_installed
         from .rerank import load_reranker
 
         with contextlib.suppress(Exception):  # answer() loads them again and reports any error itself
@@ -26,6 +27,8 @@ def preload_models(settings: Settings) -> threading.Thread:
                 dense.load_encoder(settings.query_encoder)
             if settings.rerank:
                 load_reranker(settings.rerank_max_tokens)
+                if settings.reader and reader_installed():
+                    load_reader()
 
     thread = threading.Thread(target=load, name="qa-preload")  # not a daemon: never cut off mid-load at exit
     thread.start()

@@ -77,7 +77,11 @@ def best_span(start_logits: np.ndarray, end_logits: np.ndarray, offsets: list[tu
 
 
 def trim_span(text: str, start: int, end: int) -> tuple[int, int]:
-    """Drop surrounding spaces and unbalanced trailing punctuation from a span (offsets stay in `text`)."""
+    """Whole words only (a word-piece span grows to its words), minus surrounding spaces and trailing punctuation."""
+    while start > 0 and text[start - 1].isalnum() and text[start].isalnum():
+        start -= 1
+    while end < len(text) and text[end].isalnum() and text[end - 1].isalnum():
+        end += 1
     while start < end and text[start] in " \t\n\"'“‘(":
         start += 1
     while end > start and text[end - 1] in " \t\n,;:.\"'”’)":

@@ -137,3 +137,34 @@ def test_reranked_passages_below_the_threshold_do_not_count_as_sources():
     low = passage(2, "600,000", "b.txt", score=0.05)
     assert len(group_answers([passage(1, "85,000"), low], 0.1, reranked=True)) == 1
     assert len(group_answers([passage(1, "85,000"), low], 0.1, reranked=False)) == 2  # fused scores: no bar
+
+
+def test_a_shorter_form_of_the_same_answer_agrees_but_differing_figures_do_not():
+    groups = group_answers([passage(1, "Kirill Dmitriev", "a.txt"), passage(2, "Dmitriev", "b.txt"),
+                            passage(3, "85,000", "c.txt"), passage(4, "800,000", "d.txt")], 0.1, reranked=True)
+    assert [(g.answer, g.docs) for g in groups] == [("Kirill Dmitriev", ["a.txt", "b.txt"]), ("85,000", ["c.txt"]),
+                                                   ("800,000", ["d.txt"])]
+
+
+def test_fused_score_blends_relevance_and_the_readers_answer_probability():
+    from qa.answering import fuse_scores
+
+    assert fuse_scores(0.8, 0.2, 0.0) == 0.8
+    assert fuse_scores(0.8, 0.2, 1.0) == 0.2
+    assert abs(fuse_scores(0.8, 0.2, 0.5) - 0.5) < 1e-12
+
+
+def test_the_reader_span_shows_only_when_the_reader_is_sure_enough():
+    from index.models import Chunk
+    from qa.answering import reading_extraction
+    from qa.read import Reading
+
+    text = "The cap was 85,000 troops. Kyiv wanted more."
+    chunk = Chunk(id=0, doc="a.txt", start=100, end=100 + len(text), line_start=1, text=text, search_text=text, hash="h",
+                  sentences=[(100, 126), (127, 100 + len(text))])
+    sure = reading_extraction(chunk, Reading(12, 18, 0.9, 5.0, 1.0), span_threshold=0.5)
+    assert text[slice(*sure.answer)] == "85,000" and (sure.start, sure.end) == (0, 26)
+    unsure = reading_extraction(chunk, Reading(12, 18, 0.2, 1.0, 2.0), span_threshold=0.5)
+    assert unsure.answer is None and (unsure.start, unsure.end) == (0, 26)
+    nothing = reading_extraction(chunk, Reading(None, None, 0.0, float("-inf"), 2.0), span_threshold=0.5)
+    assert nothing.answer is None

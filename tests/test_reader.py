@@ -36,6 +36,8 @@ def test_trim_span_drops_punctuation_but_keeps_abbreviations():
     text = 'He said "85,000 troops," then left. The U.S. agreed.'
     s = text.index('"85')
     assert text[slice(*trim_span(text, s, text.index(" then")))] == "85,000 troops"
+    k = text.index("troops")
+    assert text[slice(*trim_span(text, k + 1, k + 3))] == "troops", "a word-piece span grows to the whole word"
     u = text.index("U.S.")
     assert text[slice(*trim_span(text, u, u + 4))] == "U.S."
 
