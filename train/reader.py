@@ -265,6 +265,7 @@ def train(args) -> None:
     rows = read_questions(Path(args.data))
     rng = random.Random(args.seed)
     rng.shuffle(rows)
+    rows = rows[args.skip_questions:]
     if args.questions:
         rows = rows[:args.questions]
     examples = make_examples(rows, args.seed, args.negative_rate)
@@ -294,6 +295,9 @@ def train(args) -> None:
 
     step = 0
     ckpt = out / "checkpoint.pt"
+    if args.init and not ckpt.exists():  # a second phase starts from an earlier run's weights, fresh optimiser
+        model.load_state_dict(torch.load(args.init, weights_only=True)["model"])
+        print(f"weights from {args.init}", flush=True)
     if ckpt.exists():
         state = torch.load(ckpt, weights_only=True)
         model.load_state_dict(state["model"])
@@ -384,6 +388,9 @@ def main(argv=None) -> None:
     p.add_argument("--data", default=str(DATA_DIR))
     p.add_argument("--base", default=None, help="base BERT folder (default: all-MiniLM-L6-v2 from its package)")
     p.add_argument("--questions", type=int, default=0, help="use the first N shuffled questions (0 = all)")
+    p.add_argument("--skip-questions", type=int, default=0, help="skip the first N shuffled questions (a later "
+                   "phase trains on questions an earlier one did not see)")
+    p.add_argument("--init", default=None, help="start from this checkpoint's weights (a second phase)")
     p.add_argument("--negative-rate", type=float, default=0.33)
     p.add_argument("--epochs", type=int, default=1)
     p.add_argument("--batch-size", type=int, default=32)
