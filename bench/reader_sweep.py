@@ -13,15 +13,15 @@ import json
 from pathlib import Path
 
 from qa import Settings, open_index
-from qa.answering import (Hit, choose_passages, fuse_scores, passage_chunk, rank, read_passages,
+from qa.answering import (NO_SPAN_PENALTY, UNKNOWN_NAME_PENALTY, Hit, choose_passages, fuse_scores, passage_chunk, rank, read_passages,
                           reading_extraction)
 from qa.evaluate import contains_answer, load_gold, sample
-from qa.extract import unknown_names
+from qa.extract import answer_type, span_fits, unknown_names
 from qa.span_metrics import exact_match, f1
 
 WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0)
-SPAN_THRESHOLDS = (0.1, 0.3, 0.5)
-ABSTAIN = (0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.5)
+SPAN_THRESHOLDS = (0.3, 0.5)
+ABSTAIN = (0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.5)
 
 
 def collect(items, index, settings: Settings) -> list[dict]:
@@ -33,14 +33,15 @@ def collect(items, index, settings: Settings) -> list[dict]:
         choices = choose_passages(hits, max(settings.top_k, settings.read_candidates), 2 * settings.chunk_max_chars)
         chunks = [passage_chunk(c.ids, index.chunk) for c in choices]
         readings = read_passages(item.question, chunks)
+        kind = answer_type(item.question)
         passages = []
         for c, chunk, r in zip(choices, chunks, readings):
-            ex = reading_extraction(chunk, r, 0.0)
+            ex = reading_extraction(chunk, r, 0.0, item.question, kind)
             span = chunk.text[ex.answer[0]:ex.answer[1]] if ex.answer else None
             passages.append({"rerank": c.score, "has_answer": r.has_answer, "span": span,
                              "counts": item.answerable and chunk.doc in item.doc
                              and contains_answer(chunk.text, item.answers)})
-        out.append({"answers": item.answers, "answerable": item.answerable, "passages": passages,
+        out.append({"question": item.question, "answers": item.answers, "answerable": item.answerable, "passages": passages,
                     "unknown": bool(unknown_names(item.question, index.terms))})
     return out
 
@@ -54,7 +55,9 @@ def score(rows: list[dict], weight: float, span_threshold: float, abstain: float
         ps = sorted(r["passages"], key=lambda p: -fuse_scores(p["rerank"], p["has_answer"], weight))[:top_k]
         conf = fuse_scores(ps[0]["rerank"], ps[0]["has_answer"], weight) if ps else 0.0
         if r["unknown"]:
-            conf *= 0.1
+            conf *= UNKNOWN_NAME_PENALTY
+        if ps and not span_fits(r["question"], answer_type(r["question"]), ps[0]["span"]):
+            conf *= NO_SPAN_PENALTY
         answered = bool(ps) and conf >= abstain
         if not r["answerable"]:
             abstained_unanswerable += not answered

@@ -12,7 +12,7 @@ from index.models import Chunk
 from index.store import (Index, IndexCorrupt, IndexOutdated, Progress, Warn, build_index, load_index, scan_corpus,
                          stale_reason)
 
-from .extract import Extraction, answer_type, extract_answer, unknown_names
+from .extract import Extraction, answer_type, extract_answer, find_candidates, span_fits, unknown_names
 from .span_metrics import normalize_answer
 from .read import Reading, load_reader, reader_installed, trim_span
 from .models import Answer, AnswerGroup, Citation, Passage
@@ -24,6 +24,7 @@ NO_ANSWER = "no answer found in the documents"
 MAX_PER_DOC = 2
 UNKNOWN_NAME_PENALTY = 0.1  # confidence factor when the question names something absent from the corpus
 NO_SPAN_PENALTY = 0.1
+TYPE_MARGIN = 2.0  # logits: how far below the reader's best a span of the asked kind may score and still be taken
 
 
 class QAError(Exception):
@@ -131,19 +132,24 @@ def answer(question: str, index: Index, settings: Settings, query: str | None = 
     kind = answer_type(question) or (answer_type(search) if search != question else None)
     if reading:
         readings = read_passages(search, [chunk for chunk, _ in chosen])
-        spans = [reading_extraction(chunk, r, settings.span_threshold) for (chunk, _), r in zip(chosen, readings)]
-        scored = [(chunk, fuse_scores(score, r.has_answer, settings.reader_weight), ex, r.has_answer)
+        spans = [reading_extraction(chunk, r, settings.span_threshold, question, kind)
+                 for (chunk, _), r in zip(chosen, readings)]
+        scored = [(chunk, fuse_scores(score, r.has_answer, settings.reader_weight), ex, r)
                   for ((chunk, score), ex, r) in zip(chosen, spans, readings)]
         scored.sort(key=lambda item: -item[1])
         scored = scored[:settings.top_k]
         confidence = scored[0][1] if scored else 0.0
+        top = reader_span(scored[0][0], scored[0][3], question, kind) if scored else None
+        top_span_fits = span_fits(question, kind, scored[0][0].text[top[0]:top[1]] if top else None)
+        scored = [(chunk, score, ex, r.has_answer) for chunk, score, ex, r in scored]
     else:
         spans = extract_spans(question, [chunk for chunk, _ in chosen], term_weights(index, search), kind)
         scored = [(chunk, score, ex, None) for (chunk, score), ex in zip(chosen, spans)]
+        top_span_fits = None
         confidence = ranking.confidence
     passages = [_passage(index, chunk, ex, score, n, read) for n, (chunk, score, ex, read) in enumerate(scored, 1)]
     decision = decide(confidence, ranking.threshold if not reading else settings.abstain_below_read, passages,
-                      None if reading else kind, names_unknown=bool(unknown_names(question, index.terms)))
+                      kind, names_unknown=bool(unknown_names(question, index.terms)), top_span_fits=top_span_fits)
     threshold = settings.abstain_below_read if reading else ranking.threshold
     groups = group_answers(passages, threshold, ranking.reranked) if decision.answered else []
     return Answer(
@@ -222,16 +228,45 @@ def read_passages(question: str, chunks: list[Chunk]) -> list[Reading]:
     return reader.read_many(question, [(c.text, _local_sentences(c)) for c in chunks])
 
 
-def reading_extraction(chunk: Chunk, reading: Reading, span_threshold: float) -> Extraction:
+def reading_extraction(chunk: Chunk, reading: Reading, span_threshold: float, question: str = "",
+                       kind: str | None = None) -> Extraction:
     """The reader's span when it is sure enough that the passage answers, inside the sentence that holds it."""
     sentences = _local_sentences(chunk)
-    if reading.start is None:
+    span = reader_span(chunk, reading, question, kind)
+    if span is None:
         s, e = sentences[0] if sentences else (0, len(chunk.text))
         return Extraction(s, e, None)
-    start, end = trim_span(chunk.text, reading.start, reading.end)
-    s, e = next(((s, e) for s, e in sentences if s <= reading.start < e), (0, len(chunk.text)))
+    start, end = span
+    s, e = next(((s, e) for s, e in sentences if s <= start < e), (0, len(chunk.text)))
     answer = (start, end) if reading.has_answer >= span_threshold and end > start else None
     return Extraction(s, e, answer)
+
+
+def reader_span(chunk: Chunk, reading: Reading, question: str = "", kind: str | None = None
+                ) -> tuple[int, int] | None:
+    """The reader's best span, or for a figure/date question its best span of that kind when one scores within
+    TYPE_MARGIN logits of the best ("peacetime cap of 85,000" rather than "peacetime" for "what army cap")."""
+    if reading.start is None:
+        return None
+    best = trim_span(chunk.text, reading.start, reading.end)
+    if kind in ("number", "date"):
+        for s, e, score in reading.alternatives:
+            if reading.span_score - score > TYPE_MARGIN:
+                break
+            s, e = trim_span(chunk.text, s, e)
+            if span_fits(question, kind, chunk.text[s:e]):
+                return figure_in(chunk.text, s, e, kind) if SHRINK else (s, e)
+    return best
+
+
+SHRINK = False
+
+
+def figure_in(text: str, start: int, end: int, kind: str) -> tuple[int, int]:
+    """The one figure or date of a span that holds exactly one ("85,000" of "peacetime cap of 85,000 active
+    personnel"); the span itself otherwise."""
+    found = find_candidates(text, kind, start, end)
+    return found[0] if len(found) == 1 else (start, end)
 
 
 def fuse_scores(rerank_probability: float, has_answer: float, reader_weight: float) -> float:
@@ -244,12 +279,18 @@ def _local_sentences(chunk: Chunk) -> list[tuple[int, int]]:
 
 
 def decide(confidence: float, threshold: float, passages: list[Passage], kind: str | None,
-           names_unknown: bool) -> Decision:
+           names_unknown: bool, top_span_fits: bool | None = None) -> Decision:
     """Stage 4: penalise the confidence when the question names something the corpus never mentions, or asks for a
-    figure or date the best passage lacks; answer only when the result reaches the threshold."""
+    figure or date the best passage lacks; answer only when the result reaches the threshold.
+
+    `top_span_fits` is the reader's verdict (its best span in the top passage is of the asked kind); without the
+    reader, the best passage lacks the figure when the extractor found no span in it.
+    """
     if names_unknown:
         confidence *= UNKNOWN_NAME_PENALTY
-    if kind in ("number", "date") and passages and passages[0].answer is None:
+    if top_span_fits is None:
+        top_span_fits = not (kind in ("number", "date") and passages and passages[0].answer is None)
+    if not top_span_fits:
         confidence *= NO_SPAN_PENALTY  # asked "how many" / "when", and the best passage holds no such figure
     return Decision(confidence, bool(passages) and confidence >= threshold)
 

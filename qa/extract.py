@@ -228,3 +228,13 @@ def count_focus(question: str) -> frozenset[str]:
             break
         words.append(w)
     return term_set(" ".join(words)) if words else frozenset()
+
+
+def span_fits(question: str, kind: str | None, span: str | None) -> bool:
+    """Whether a span can answer the question's kind: a figure for "how many", a date for "when", an amount of
+    money for "how much rent"; any span fits a question of no such kind."""
+    if kind not in ("number", "date"):
+        return True
+    if not span or not find_candidates(span, kind):
+        return False
+    return not asks_for_money(question) or bool(_CURRENCY.search(span))

@@ -26,7 +26,8 @@ class Reading:
     """What the reader found in one passage: the best span (offsets into the passage) and how sure it is.
 
     `has_answer` is the probability that the passage holds the answer at all (best span against "not here");
-    `span_score` is the best span's start+end logit and `null_score` the [CLS] one.
+    `span_score` is the best span's start+end logit and `null_score` the [CLS] one; `alternatives` are the next
+    best spans (start, end, score), best first.
     """
 
     start: int | None
@@ -34,6 +35,7 @@ class Reading:
     has_answer: float
     span_score: float
     null_score: float
+    alternatives: tuple[tuple[int, int, float], ...] = ()
 
 
 class ReaderMissing(Exception):
@@ -43,7 +45,15 @@ class ReaderMissing(Exception):
 def best_span(start_logits: np.ndarray, end_logits: np.ndarray, offsets: list[tuple[int, int]],
               passage_tokens: range, sentences: list[tuple[int, int]], max_answer_tokens: int = MAX_ANSWER_TOKENS
               ) -> tuple[int, int, float] | None:
-    """The highest-scoring (start, end) character span whose tokens lie in one sentence; None if no token qualifies.
+    """The highest-scoring (start, end) character span whose tokens lie in one sentence; None if no token qualifies."""
+    spans = top_spans(start_logits, end_logits, offsets, passage_tokens, sentences, max_answer_tokens, k=1)
+    return spans[0] if spans else None
+
+
+def top_spans(start_logits: np.ndarray, end_logits: np.ndarray, offsets: list[tuple[int, int]],
+              passage_tokens: range, sentences: list[tuple[int, int]], max_answer_tokens: int = MAX_ANSWER_TOKENS,
+              k: int = 10) -> list[tuple[int, int, float]]:
+    """The k highest-scoring (start, end, score) character spans whose tokens lie in one sentence, best first.
 
     `offsets` are character offsets of every token in the passage, `passage_tokens` the token positions that belong
     to the passage, `sentences` the passage's sentence spans (character offsets into the passage).
@@ -59,7 +69,7 @@ def best_span(start_logits: np.ndarray, end_logits: np.ndarray, offsets: list[tu
                 break
     tokens = sorted(sentence_of)
     if not tokens:
-        return None
+        return []
     idx = np.array(tokens)
     s_l, e_l = start_logits[idx], end_logits[idx]
     sent = np.array([sentence_of[t] for t in tokens])
@@ -68,12 +78,15 @@ def best_span(start_logits: np.ndarray, end_logits: np.ndarray, offsets: list[tu
     pos = idx
     valid = (pos[None, :] >= pos[:, None]) & (pos[None, :] - pos[:, None] < max_answer_tokens) & \
             (sent[:, None] == sent[None, :])
-    score = np.where(valid, score, -np.inf)
-    flat = int(np.argmax(score))
-    i, j = divmod(flat, len(tokens))
-    if not np.isfinite(score[i, j]):
-        return None
-    return offsets[tokens[i]][0], offsets[tokens[j]][1], float(score[i, j])
+    score = np.where(valid, score, -np.inf).ravel()
+    best = np.argsort(-score, kind="stable")[:k]
+    out = []
+    for flat in best:
+        if not np.isfinite(score[flat]):
+            break
+        i, j = divmod(int(flat), len(tokens))
+        out.append((offsets[tokens[i]][0], offsets[tokens[j]][1], float(score[flat])))
+    return out
 
 
 def trim_span(text: str, start: int, end: int) -> tuple[int, int]:
@@ -146,11 +159,11 @@ class Reader:
         start, end = start[0].astype(np.float64), end[0].astype(np.float64)
         offsets = [(0, 0)] * n_q + list(p_offsets) + [(0, 0)]
         null = float(start[0] + end[0])
-        span = best_span(start, end, offsets, range(n_q, n_q + len(p_ids)), sentences)
-        if span is None:
+        spans = top_spans(start, end, offsets, range(n_q, n_q + len(p_ids)), sentences)
+        if not spans:
             return Reading(None, None, 0.0, -math.inf, null)
-        s, e, score = span
-        return Reading(s, e, _sigmoid(score - null), score, null)
+        s, e, score = spans[0]
+        return Reading(s, e, _sigmoid(score - null), score, null, tuple(spans))
 
 
 def _better(a: Reading, b: Reading) -> bool:

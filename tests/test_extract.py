@@ -257,3 +257,16 @@ def test_a_money_question_takes_only_an_amount_of_money():
     assert span is None  # "One" is not an amount: no span, so the answer's confidence drops
     _, span = extract(question, "Russia would pay rent of $2bn a year, or one tenth of the region's output.")
     assert span == "$2bn"
+
+
+def test_a_span_fits_only_the_kind_the_question_asks_for():
+    from qa.extract import span_fits
+
+    assert span_fits("How many tanks could Ukraine keep?", "number", "fewer than 400")
+    assert not span_fits("How many tanks could Ukraine keep?", "number", "oblige Ukraine")
+    assert not span_fits("When would Ukraine hold elections?", "date", "oblige Ukraine")
+    assert span_fits("When would Ukraine hold elections?", "date", "within 100 days in 2026")
+    assert not span_fits("How much rent per year would Russia pay?", "number", "a rental fee")
+    assert span_fits("How much rent per year would Russia pay?", "number", "$2 billion")
+    assert span_fits("Who drafted the plan?", "name", "some envoy")  # names are not checked by pattern
+    assert not span_fits("How many soldiers?", "number", None)
