@@ -12,7 +12,7 @@ from index.models import Chunk
 from index.store import (Index, IndexCorrupt, IndexOutdated, Progress, Warn, build_index, load_index, scan_corpus,
                          stale_reason)
 
-from .extract import Extraction, answer_type, extract_answer, find_candidates, span_fits, unknown_names
+from .extract import Extraction, answer_type, extract_answer, span_fits, unknown_names
 from .span_metrics import normalize_answer
 from .read import Reading, load_reader, reader_installed, trim_span
 from .models import Answer, AnswerGroup, Citation, Passage
@@ -255,18 +255,9 @@ def reader_span(chunk: Chunk, reading: Reading, question: str = "", kind: str | 
                 break
             s, e = trim_span(chunk.text, s, e)
             if span_fits(question, kind, chunk.text[s:e]):
-                return figure_in(chunk.text, s, e, kind) if SHRINK else (s, e)
+                return s, e
     return best
 
-
-SHRINK = False
-
-
-def figure_in(text: str, start: int, end: int, kind: str) -> tuple[int, int]:
-    """The one figure or date of a span that holds exactly one ("85,000" of "peacetime cap of 85,000 active
-    personnel"); the span itself otherwise."""
-    found = find_candidates(text, kind, start, end)
-    return found[0] if len(found) == 1 else (start, end)
 
 
 def fuse_scores(rerank_probability: float, has_answer: float, reader_weight: float) -> float:
