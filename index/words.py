@@ -1,8 +1,7 @@
 """Word lists shared by indexing and answering: stopwords, function words, month names."""
 from __future__ import annotations
 
-# A small English stopword list: function words only, so "who", "when", "not" and numbers stay searchable
-# where they matter less than content words but do not dilute scores.
+# A small English stopword list: function words only, so "when", "not" and numbers stay searchable.
 STOPWORDS = frozenset(
     """a an and are as at be been being but by can could did do does doing for from had has have having he her
     hers him his how i if in into is it its itself me my of on or our ours she should so than that the their
