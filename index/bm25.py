@@ -12,17 +12,8 @@ from pathlib import Path
 import numpy as np
 
 from .models import BM25Params
+from .words import STOPWORDS
 
-# A small English stopword list: function words only, so "who", "when", "not" and numbers stay searchable
-# where they matter less than content words but do not dilute scores.
-STOPWORDS = frozenset(
-    """a an and are as at be been being but by can could did do does doing for from had has have having he her
-    hers him his how i if in into is it its itself me my of on or our ours she should so than that the their
-    theirs them then there these they this those to too us was we were what which while who whom why will with
-    would you your yours about above after again against all am any because before below between both during
-    each few further here just more most other over own same some such through under until up very s t don
-    also may might must shall whether""".split()
-)
 _TOKEN = re.compile(r"\d+(?:[.,]\d+)*|[^\W\d_]+(?:['’][^\W\d_]+)*")
 
 

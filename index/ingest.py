@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
 from .models import Document, Span
+from .words import MONTH_NAMES
 
 SUFFIXES = (".txt", ".md", ".markdown")
 
@@ -51,6 +51,11 @@ def find_files(paths: list[Path]) -> tuple[Path, list[Path]]:
     return root, unique
 
 
+def doc_name(path: Path, root: Path) -> str:
+    """How citations name a file: its path relative to the corpus root, or its name when outside it."""
+    return path.relative_to(root).as_posix() if path.is_relative_to(root) else path.name
+
+
 def _common_dir(dirs: list[Path]) -> str:
     import os
 
@@ -87,8 +92,7 @@ _FOOTER_START = [
 ]
 _WRITE_TO = re.compile(r"^\s*Write to ([A-Z][\w.'-]+(?: [A-Z][\w.'-]+){0,3}) at \S+@\S+\s*$", re.M)
 _BYLINE = re.compile(r"^\s*[Bb]y ([A-Z][\w.'’-]+(?: (?:[A-Z][\w.'’-]+|and|de|van|von)){0,5})\s*$", re.M)
-_MONTHS = "January|February|March|April|May|June|July|August|September|October|November|December"
-_DATE_LINE = re.compile(rf"^\s*(?:(\d{{1,2}}) ({_MONTHS}) (\d{{4}})|({_MONTHS}) (\d{{1,2}}), (\d{{4}}))\s*$", re.M)
+_DATE_LINE = re.compile(rf"^\s*(?:(\d{{1,2}}) ({MONTH_NAMES}) (\d{{4}})|({MONTH_NAMES}) (\d{{1,2}}), (\d{{4}}))\s*$", re.M)
 _PARAGRAPH = re.compile(r"[^\n]+(?:\n(?!\s*\n)[^\n]+)*")
 
 
@@ -209,16 +213,3 @@ def visible_text(document: Document) -> str:
         for i in range(span.start, span.end):
             chars[i] = " "
     return "".join(chars)
-
-
-def load_documents(files: list[Path], root: Path, warn=None) -> Iterator[Document]:
-    """Read and clean each file; files that are not text are reported through `warn` and skipped."""
-    for path in files:
-        rel = path.relative_to(root).as_posix() if path.is_relative_to(root) else path.name
-        try:
-            text = read_text(path)
-        except SkippedFile as exc:
-            if warn:
-                warn(rel, str(exc))
-            continue
-        yield clean_document(rel, text)

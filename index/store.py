@@ -31,7 +31,7 @@ from pydantic import ValidationError
 from . import bm25 as bm25_mod
 from . import dense
 from .chunk import make_chunks
-from .ingest import SkippedFile, clean_document, find_files, read_text
+from .ingest import SkippedFile, clean_document, doc_name, find_files, read_text
 from .models import (FORMAT_VERSION, BM25Params, Chunk, ChunkParams, IndexCorrupt, IndexOutdated, Manifest,
                      SourceFile)
 from .records import CHUNKS, OFFSETS, ChunkStore, ChunkWriter
@@ -157,7 +157,7 @@ def scan_corpus(paths: list[Path]) -> tuple[Path, list[CorpusFile]]:
     out = []
     for p in files:
         st = p.stat()
-        doc = p.relative_to(root).as_posix() if p.is_relative_to(root) else p.name
+        doc = doc_name(p, root)
         out.append(CorpusFile(path=p, doc=doc, size=st.st_size, mtime_ns=st.st_mtime_ns))
     return root, out
 

@@ -1,7 +1,6 @@
 """The one path every caller takes: open a fresh index, then answer(question) -> Answer."""
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -13,7 +12,7 @@ from index.store import (Index, IndexCorrupt, IndexOutdated, Progress, Warn, bui
                          stale_reason)
 
 from .extract import Extraction, answer_type, extract_answer, span_fits, unknown_names
-from .span_metrics import normalize_answer
+from .span_metrics import answer_words
 from .read import Reading, load_reader, reader_installed, trim_span
 from .models import Answer, AnswerGroup, Citation, Passage
 from .retrieve import cosine, rerank_pool, retrieve
@@ -349,15 +348,6 @@ def _groups(passages: list[Passage]) -> list[AnswerGroup]:
         else:
             groups.append((words, AnswerGroup(answer=p.answer, docs=[p.citation.doc], ranks=[p.rank])))
     return [g for _, g in groups]
-
-
-_DIGIT_GROUP = re.compile(r"(?<=\d)[,.\s\u00a0\u202f](?=\d{3}\b)")
-
-
-def answer_words(text: str) -> frozenset[str]:
-    """The normalised words of an answer: digit groups joined ("85 000" is 85,000), then SQuAD's rule (case,
-    punctuation and articles dropped)."""
-    return frozenset(normalize_answer(_DIGIT_GROUP.sub("", text)).split())
 
 
 def corpus_path(index: Index, doc: str) -> Path:

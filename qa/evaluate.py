@@ -5,13 +5,12 @@ import json
 import random
 import sys
 import time
-import unicodedata
 from pathlib import Path
 
 from pydantic import ValidationError
 
 from .models import Answer, EvalReport, GoldItem, ItemResult
-from .span_metrics import exact_match, f1
+from .span_metrics import exact_match, f1, normalise
 
 K = 5
 
@@ -57,13 +56,6 @@ def sample(items: list[GoldItem], limit: int | None, seed: int = 0) -> list[Gold
         return items
     chosen = set(random.Random(seed).sample(range(len(items)), limit))
     return [it for i, it in enumerate(items) if i in chosen]
-
-
-def normalise(s: str) -> str:
-    """Case, quote, dash and space folding for answer matching."""
-    s = unicodedata.normalize("NFKC", s).lower()
-    s = s.translate(str.maketrans({"’": "'", "‘": "'", "“": '"', "”": '"', "–": "-", "—": "-"}))
-    return " ".join(s.split())
 
 
 def contains_answer(text: str | None, answers: list[str]) -> bool:
@@ -147,7 +139,7 @@ def check_faithfulness(ans: Answer, root: Path, cache: dict[str, str]) -> list[s
     return bad
 
 
-def evaluate(items: list[GoldItem], index, settings, gold_name: str = "gold", progress=None) -> EvalReport:
+def evaluate(items: list[GoldItem], index, settings, gold_name: str = "gold") -> EvalReport:
     """Answer every gold question with answer() and score the results."""
     from .answering import QAError, answer
 
@@ -161,7 +153,7 @@ def evaluate(items: list[GoldItem], index, settings, gold_name: str = "gold", pr
     passages_checked = 0
     cache: dict[str, str] = {}
     t0 = time.perf_counter()
-    for n, item in enumerate(items, 1):
+    for item in items:
         try:
             ans = answer(item.question, index, settings)
         except QAError as exc:
@@ -172,8 +164,6 @@ def evaluate(items: list[GoldItem], index, settings, gold_name: str = "gold", pr
         results.append(score_item(item, ans))
         passages_checked += len(ans.passages)
         unfaithful += check_faithfulness(ans, index.corpus_root, cache)
-        if progress:
-            progress(n, len(items))
     seconds = time.perf_counter() - t0
     config = {"mode": settings.mode, "rerank": settings.rerank, "fusion": settings.fusion,
               "dense_weight": settings.dense_weight, "candidates": settings.candidates,

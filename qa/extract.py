@@ -5,12 +5,13 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 
-from index.bm25 import STOPWORDS, term_set, tokenize
+from index.bm25 import term_set, tokenize
+from index.words import FUNCTION_WORDS, MONTH_NAMES, STOPWORDS
 
 _NUMBER_WORDS = (r"(?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|thirteen|fourteen|fifteen|"
                  r"sixteen|seventeen|eighteen|nineteen|twenty|thirty|forty|fifty|sixty|seventy|eighty|ninety|"
                  r"hundred|thousand|million|billion|half|dozen)")
-_MONTHS = r"(?:January|February|March|April|May|June|July|August|September|October|November|December)"
+_MONTHS = rf"(?:{MONTH_NAMES})"
 PATTERNS = {
     "number": re.compile(
         r"[$£€¥]?\d+(?:[.,]\d+)*(?:\s?[–-]\s?\d+(?:[.,]\d+)*)?(?:\s?(?:%|percent|per cent|billion|million|thousand)|(?:bn|m)\b)?"
@@ -39,7 +40,6 @@ _UNITS = {w: i for i, w in enumerate("zero one two three four five six seven eig
 _TENS = dict(zip("twenty thirty forty fifty sixty seventy eighty ninety".split(), range(20, 100, 10)))
 _YEAR = re.compile(r"(?:1[5-9]|20)\d\d")
 _DATE_BEFORE = re.compile(rf"(?:\b(?:in|since|by|of|until|from)|{_MONTHS}(?: \d{{1,2}},?)?)\s*$", re.I)
-_FUNCTION = frozenset("the a an of and in on at to for by with from as is was were be been".split())
 
 
 def answer_type(question: str) -> str | None:
@@ -78,7 +78,7 @@ def find_candidates(text: str, kind: str, start: int = 0, end: int | None = None
             if re.search(r"[’']s$", m.group()) or re.match(r"[’']s\b", text[e:e + 3]):
                 continue  # "Ukraine’s military": a possessive modifies the answer, it is not one
             words = m.group().split()
-            while words and words[-1].lower() in _FUNCTION:
+            while words and words[-1].lower() in FUNCTION_WORDS:
                 e -= len(words.pop()) + 1
             if not words:
                 continue

@@ -22,22 +22,15 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from index.words import CONVERSATION_WORDS
+from index.words import STOPWORDS as INDEX_STOPWORDS
+
 __all__ = ["Keyword", "expand_query", "is_followup", "keywords", "index_idf", "default_idf"]
 
 Idf = Callable[[str], float]
 
 # Function words and question words: never keywords of their own.
-STOPWORDS = frozenset(
-    """a an and are as at be been being but by can could did do does doing done for from had has have having
-    how i if in into is it its itself me my of on or our ours should so than that the their theirs them then
-    there these they this those to too us was we were what which while who whom whose why will with would you
-    your yours about above after again against all am any because before below between both during each few
-    further here just more most other over own same some such through under until up very s t don also may
-    might must shall whether when where he him his she her hers not no nor only once off out again ever
-    let lets tell say says said know think mean please also else anything something thing things way ways
-    one ones many much well really quite like get got give given make made see show explain describe list
-    compare okay ok yes right now then""".split()
-)
+STOPWORDS = INDEX_STOPWORDS | CONVERSATION_WORDS
 PRONOUNS = frozenset(
     "it its it's they them their theirs he him his she her hers this that these those there such".split()
 )

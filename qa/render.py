@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import textwrap
 
-from .models import Answer, Passage
+from .models import Answer, AnswerGroup, Citation, Passage
 
 BOLD_YELLOW = "\033[1;33m"
 DIM = "\033[2m"
@@ -26,11 +26,36 @@ def highlight(passage: Passage, color: bool) -> str:
     return text[:s] + left + text[s:e] + right + text[e:]
 
 
+def _about(c: Citation) -> str:
+    """' — Title · 2025-11-25' from what the document says of itself, or ''."""
+    extra = " · ".join(x for x in (c.title, c.date) if x)
+    return f" — {extra}" if extra else ""
+
+
 def cite(passage: Passage) -> str:
+    """'003_341094064a9670fe.txt:43-45 — Title · 2025-11-25' (the terminal's compact form)."""
     c = passage.citation
     lines = f"{c.line_start}" if c.line_start == c.line_end else f"{c.line_start}-{c.line_end}"
-    extra = " · ".join(x for x in (c.title, c.date) if x)
-    return f"{c.doc}:{lines}" + (f" — {extra}" if extra else "")
+    return f"{c.doc}:{lines}" + _about(c)
+
+
+def line_range(passage: Passage) -> str:
+    """'line 43' or 'lines 43–45'."""
+    c = passage.citation
+    return f"line {c.line_start}" if c.line_start == c.line_end else f"lines {c.line_start}–{c.line_end}"
+
+
+def citation_text(passage: Passage) -> str:
+    """'003_341094064a9670fe.txt, line 43 — Title · 2025-11-25' (plain prose, for the clipboard and exports)."""
+    return f"{passage.citation.doc}, {line_range(passage)}" + _about(passage.citation)
+
+
+SOURCES_DIFFER = "Sources differ: "
+
+
+def sources_differ(groups: list[AnswerGroup], sep: str = "; ") -> str:
+    """'Sources differ: 85,000 (a.txt); 600,000 (b.txt, c.txt)': each answer the sources give, with their files."""
+    return SOURCES_DIFFER + sep.join(f"{g.answer} ({', '.join(g.docs)})" for g in groups)
 
 
 def render_answer(ans: Answer, color: bool = False, width: int = 100) -> str:
@@ -43,7 +68,7 @@ def render_answer(ans: Answer, color: bool = False, width: int = 100) -> str:
         head = f"A: {ans.answer}" if ans.answer else "A: see the passages below"
         out.append(f"{b}{head}{r}  {d}(confidence {ans.confidence:.2f}){r}")
         if ans.disagreement:
-            out.append("Sources differ: " + "; ".join(f"{g.answer} ({', '.join(g.docs)})" for g in ans.groups))
+            out.append(sources_differ(ans.groups))
     else:
         out.append(f"{b}{ans.message}{r}  {d}(confidence {ans.confidence:.2f}); closest passages:{r}")
     for p in ans.passages:

@@ -1,8 +1,10 @@
-"""SQuAD v1.1's official answer normalisation, exact match and token F1 (max over the accepted answers)."""
+"""How answers are compared: SQuAD v1.1's official normalisation, exact match and token F1 (max over the accepted
+answers); the folding `qa eval` matches passages with; the words agreement groups compare."""
 from __future__ import annotations
 
 import re
 import string
+import unicodedata
 from collections import Counter
 
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
@@ -37,3 +39,21 @@ def f1(prediction: str | None, answers: list[str]) -> float:
         precision, recall = common / len(pred), common / len(gold)
         best = max(best, 2 * precision * recall / (precision + recall))
     return best
+
+
+_FOLD = str.maketrans({"’": "'", "‘": "'", "“": '"', "”": '"', "–": "-", "—": "-"})
+
+
+def normalise(s: str) -> str:
+    """Case, Unicode form, quote, dash and space folding for answer matching (punctuation kept)."""
+    s = unicodedata.normalize("NFKC", s).lower().translate(_FOLD)
+    return " ".join(s.split())
+
+
+_DIGIT_GROUP = re.compile(r"(?<=\d)[,.\s\u00a0\u202f](?=\d{3}\b)")
+
+
+def answer_words(text: str) -> frozenset[str]:
+    """The normalised words of an answer: digit groups joined ("85 000" is 85,000), then SQuAD's rule (case,
+    punctuation and articles dropped)."""
+    return frozenset(normalize_answer(_DIGIT_GROUP.sub("", text)).split())

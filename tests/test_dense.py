@@ -82,6 +82,7 @@ def _gold_report(index, settings):
 INT8_DENSE_ONLY_QUESTIONS = 2
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["onnx", "onnx-int8"])
 @pytest.mark.parametrize("changes", [{"mode": "dense", "rerank": False}, {}], ids=["dense-only", "defaults"])
 def test_gold_metrics_match_the_sentence_transformers_path(seed_index, seed_settings, changes, kind):

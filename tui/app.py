@@ -418,7 +418,6 @@ class QAChatApp(App[int]):
         except OSError as exc:
             self.notify(f"cannot export: {exc.strerror or exc}", severity="error")
             return
-        self.last_export = path
         self.notify(f"Exported the conversation to {path}", title="Exported", timeout=8)
 
     def action_rebuild(self) -> None:

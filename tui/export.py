@@ -6,9 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from qa import Answer
-from qa.render import highlight
-
-from .widgets import citation_text
+from qa.render import citation_text, highlight, sources_differ
 
 
 @dataclass
@@ -41,7 +39,7 @@ def conversation_markdown(turns: list[Turn], corpus: str = "", when: dt.datetime
             head = f"**Answer: {r.answer}**" if r.answer else "**Answer: see the passages below**"
             out += [f"{head} (confidence {r.confidence:.2f})", ""]
             if r.disagreement:
-                out += ["Sources differ: " + " · ".join(f"{g.answer} ({', '.join(g.docs)})" for g in r.groups), ""]
+                out += [sources_differ(r.groups, sep=" · "), ""]
         else:
             out += [f"**{r.message}** (confidence {r.confidence:.2f}). Closest passages:", ""]
         for p in r.passages:

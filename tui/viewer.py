@@ -16,8 +16,7 @@ from textual.strip import Strip
 from textual.widgets import Footer, Header, Input, Static
 
 from qa import Passage
-
-from .widgets import citation_text, line_range
+from qa.render import citation_text, line_range
 
 
 class DocView(ScrollView, can_focus=True):

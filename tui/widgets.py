@@ -11,23 +11,12 @@ from textual.message import Message
 from textual.widgets import Input, LoadingIndicator, Static
 
 from qa import Answer, Passage
+from qa.render import SOURCES_DIFFER, citation_text, line_range
 
 
 def short_doc(doc: str, width: int = 14) -> str:
     """'003_341094064a9670fe.txt' -> '003_3410940…' for one-line summaries."""
     return doc if len(doc) <= width else doc[: width - 1] + "…"
-
-
-def line_range(passage: Passage) -> str:
-    c = passage.citation
-    return f"line {c.line_start}" if c.line_start == c.line_end else f"lines {c.line_start}–{c.line_end}"
-
-
-def citation_text(passage: Passage) -> str:
-    """'003_341094064a9670fe.txt, line 43 — Title · 2025-11-25' (plain, for the clipboard and exports)."""
-    c = passage.citation
-    extra = " · ".join(x for x in (c.title, c.date) if x)
-    return f"{c.doc}, {line_range(passage)}" + (f" — {extra}" if extra else "")
 
 
 def _squash(text: str) -> str:
@@ -177,7 +166,7 @@ def _groups_line(reply: Answer) -> Content | None:
     if not reply.groups:
         return None
     if reply.disagreement:
-        parts: list = [("⚠ Sources differ: ", "bold $text-warning")]
+        parts: list = [("⚠ " + SOURCES_DIFFER, "bold $text-warning")]
         for i, g in enumerate(reply.groups):
             if i:
                 parts.append(" · ")
