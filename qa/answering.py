@@ -133,24 +133,26 @@ def answer(question: str, index: Index, settings: Settings, query: str | None = 
         readings = read_passages(search, [chunk for chunk, _ in chosen])
         spans = [reading_extraction(chunk, r, settings.span_threshold, question, kind)
                  for (chunk, _), r in zip(chosen, readings)]
-        scored = [(chunk, fuse_scores(score, r.has_answer, settings.reader_weight), ex, r)
+        scored = [(chunk, fuse_scores(score, r.has_answer, settings.reader_weight), ex, r, score)
                   for ((chunk, score), ex, r) in zip(chosen, spans, readings)]
         scored.sort(key=lambda item: -item[1])
         scored = scored[:settings.top_k]
         confidence = scored[0][1] if scored else 0.0
         top = reader_span(scored[0][0], scored[0][3], question, kind) if scored else None
         top_span_fits = span_fits(question, kind, scored[0][0].text[top[0]:top[1]] if top else None)
-        scored = [(chunk, score, ex, r.has_answer) for chunk, score, ex, r in scored]
+        scored = [(chunk, score, ex, r.has_answer, relevance) for chunk, score, ex, r, relevance in scored]
     else:
         spans = extract_spans(question, [chunk for chunk, _ in chosen], term_weights(index, search), kind)
-        scored = [(chunk, score, ex, None) for (chunk, score), ex in zip(chosen, spans)]
+        scored = [(chunk, score, ex, None, score if ranking.reranked else None)
+                  for (chunk, score), ex in zip(chosen, spans)]
         top_span_fits = None
         confidence = ranking.confidence
-    passages = [_passage(index, chunk, ex, score, n, read) for n, (chunk, score, ex, read) in enumerate(scored, 1)]
+    passages = [_passage(index, chunk, ex, score, n, read, relevance)
+                for n, (chunk, score, ex, read, relevance) in enumerate(scored, 1)]
     decision = decide(confidence, ranking.threshold if not reading else settings.abstain_below_read, passages,
                       kind, names_unknown=bool(unknown_names(question, index.terms)), top_span_fits=top_span_fits)
-    threshold = settings.abstain_below_read if reading else ranking.threshold
-    groups = group_answers(passages, threshold, ranking.reranked) if decision.answered else []
+    groups = group_answers(passages, settings.abstain_below if ranking.reranked else ranking.threshold,
+                           ranking.reranked) if decision.answered else []
     return Answer(
         question=question,
         answered=decision.answered,
@@ -243,20 +245,35 @@ def reading_extraction(chunk: Chunk, reading: Reading, span_threshold: float, qu
 
 def reader_span(chunk: Chunk, reading: Reading, question: str = "", kind: str | None = None
                 ) -> tuple[int, int] | None:
-    """The reader's best span, or for a figure/date question its best span of that kind when one scores within
-    TYPE_MARGIN logits of the best ("peacetime cap of 85,000" rather than "peacetime" for "what army cap")."""
+    """The reader's best span that does not merely repeat the question ("Steven Witkoff" for "who drafted the plan
+    with Witkoff?") and, for a figure/date question, is of that kind ("peacetime cap of 85,000" rather than
+    "peacetime" for "what army cap"), among its spans within TYPE_MARGIN logits of the best; else its best span
+    (or none, if that only repeats the question)."""
     if reading.start is None:
         return None
-    best = trim_span(chunk.text, reading.start, reading.end)
-    if kind in ("number", "date"):
-        for s, e, score in reading.alternatives:
-            if reading.span_score - score > TYPE_MARGIN:
-                break
-            s, e = trim_span(chunk.text, s, e)
-            if span_fits(question, kind, chunk.text[s:e]):
-                return s, e
-    return best
+    asked = answer_words(question)
+    asked_names = {w for w in answer_words(" ".join(t for t in question.split()[1:] if t[:1].isupper()))}
 
+    def echoes(text: str) -> bool:
+        words = answer_words(text)
+        if kind == "name":  # "Steven Witkoff" names the person the question already names
+            named = answer_words(" ".join(t for t in text.split() if t[:1].isupper()))
+            if named & asked_names:
+                return True
+        return bool(words) and words <= asked
+
+    best = trim_span(chunk.text, reading.start, reading.end)
+    for s, e, score in reading.alternatives or ((reading.start, reading.end, reading.span_score),):
+        if reading.span_score - score > TYPE_MARGIN:
+            break
+        s, e = trim_span(chunk.text, s, e)
+        text = chunk.text[s:e]
+        if echoes(text):
+            continue
+        if kind in ("number", "date") and not span_fits(question, kind, text):
+            continue
+        return s, e
+    return None if echoes(chunk.text[best[0]:best[1]]) else best
 
 
 def fuse_scores(rerank_probability: float, has_answer: float, reader_weight: float) -> float:
@@ -286,8 +303,12 @@ def decide(confidence: float, threshold: float, passages: list[Passage], kind: s
 
 
 def group_answers(passages: list[Passage], threshold: float, reranked: bool) -> list[AnswerGroup]:
-    """Stage 5: group the passages that support the answer (reranked ones must reach the threshold themselves)."""
-    return _groups([p for p in passages if not reranked or p.score >= threshold])
+    """Stage 5: group the passages that support the answer (reranked ones must reach the threshold themselves, on
+    the cross-encoder's relevance: the reader alone finds some answer in almost any passage)."""
+    def relevance(p: Passage) -> float:
+        return p.relevance if p.relevance is not None else p.score
+
+    return _groups([p for p in passages if not reranked or relevance(p) >= threshold])
 
 
 def merge_chunks(a: Chunk, b: Chunk) -> Chunk:
@@ -300,7 +321,8 @@ def merge_chunks(a: Chunk, b: Chunk) -> Chunk:
     return first.model_copy(update={"end": second.end, "text": text, "sentences": sentences})
 
 
-def _passage(index: Index, chunk, ex, score: float, rank: int, answer_score: float | None = None) -> Passage:
+def _passage(index: Index, chunk, ex, score: float, rank: int, answer_score: float | None = None,
+             relevance: float | None = None) -> Passage:
     """The whole chunk is the cited passage; the best sentence and the answer span are marked inside it."""
     source = index.source(chunk.doc)
     span = None
@@ -316,6 +338,7 @@ def _passage(index: Index, chunk, ex, score: float, rank: int, answer_score: flo
         sentence_end=chunk.start + ex.end,
         score=round(float(score), 4),
         answer_score=None if answer_score is None else round(float(answer_score), 4),
+        relevance=None if relevance is None else round(float(relevance), 4),
         citation=Citation(
             doc=chunk.doc, start=chunk.start, end=chunk.end, line_start=chunk.line_start,
             line_end=chunk.line_start + chunk.text.count("\n"),
@@ -328,8 +351,9 @@ def _passage(index: Index, chunk, ex, score: float, rank: int, answer_score: flo
 def _groups(passages: list[Passage]) -> list[AnswerGroup]:
     """Group passages by the answer they give, so agreeing sources sit together and disagreement shows.
 
-    Two answers agree when the words of one are all among the other's ("Dmitriev" and "Kirill Dmitriev";
-    "85,000" and "85,000 troops"); differing figures never do ("85,000" and "800,000").
+    Two answers agree when they give the same figure ("cap of 85,000 personnel" and "85,000 troops") or the words
+    of one are all among the other's ("Dmitriev" and "Kirill Dmitriev"); differing figures never do ("85,000" and
+    "800,000").
     """
     groups: list[tuple[frozenset[str], AnswerGroup]] = []
     for p in passages:
@@ -339,7 +363,7 @@ def _groups(passages: list[Passage]) -> list[AnswerGroup]:
         if not words:
             continue
         for n, (key, g) in enumerate(groups):
-            if words <= key or key <= words:
+            if answers_agree(words, key):
                 if p.citation.doc not in g.docs:
                     g.docs.append(p.citation.doc)
                 g.ranks.append(p.rank)
@@ -348,6 +372,15 @@ def _groups(passages: list[Passage]) -> list[AnswerGroup]:
         else:
             groups.append((words, AnswerGroup(answer=p.answer, docs=[p.citation.doc], ranks=[p.rank])))
     return [g for _, g in groups]
+
+
+def answers_agree(a: frozenset[str], b: frozenset[str]) -> bool:
+    """Two answers' words agree: the same figure when both give figures, else the words of one among the other's."""
+    figures_a = {w for w in a if any(ch.isdigit() for ch in w)}
+    figures_b = {w for w in b if any(ch.isdigit() for ch in w)}
+    if figures_a and figures_b:
+        return bool(figures_a & figures_b)
+    return a <= b or b <= a
 
 
 def corpus_path(index: Index, doc: str) -> Path:

@@ -29,6 +29,8 @@ class Passage(BaseModel):
     sentence_end: int
     score: float = Field(description="0-1: reranker probability blended with the reader's answer probability "
                                      "(reader on), the reranker probability, or the fused retrieval score")
+    relevance: float | None = Field(default=None, description="the cross-encoder's probability that the passage is "
+                                                                "relevant (null without reranking)")
     answer_score: float | None = Field(default=None, description="the reader's probability that this passage "
                                                                    "holds the answer (null when the reader is off)")
     citation: Citation

@@ -168,3 +168,25 @@ def test_the_reader_span_shows_only_when_the_reader_is_sure_enough():
     assert unsure.answer is None and (unsure.start, unsure.end) == (0, 26)
     nothing = reading_extraction(chunk, Reading(None, None, 0.0, float("-inf"), 2.0), span_threshold=0.5)
     assert nothing.answer is None
+
+
+def test_answers_giving_the_same_figure_in_different_words_agree():
+    groups = group_answers([passage(1, "peacetime cap of 85,000 active personnel", "a.txt"),
+                            passage(2, "armed forces at 85,000 troops", "b.txt"),
+                            passage(3, "800,000 troops", "c.txt")], 0.1, reranked=True)
+    assert [(g.docs, g.ranks) for g in groups] == [(["a.txt", "b.txt"], [1, 2]), (["c.txt"], [3])]
+
+
+def test_a_reader_span_that_only_repeats_the_question_is_passed_over():
+    from index.models import Chunk
+    from qa.answering import reader_span
+    from qa.read import Reading
+
+    text = "Steven Witkoff drafted it with Kirill Dmitriev."
+    chunk = Chunk(id=0, doc="a.txt", start=0, end=len(text), line_start=1, text=text, search_text=text, hash="h",
+                  sentences=[(0, len(text))])
+    reading = Reading(0, 14, 0.99, 9.0, 1.0, ((0, 14, 9.0), (31, 46, 8.0)))
+    s, e = reader_span(chunk, reading, "who drafted the plan with Steven Witkoff?", "name")
+    assert text[s:e] == "Kirill Dmitriev"
+    only_echo = Reading(0, 14, 0.99, 9.0, 1.0, ((0, 14, 9.0), (31, 46, 1.0)))
+    assert reader_span(chunk, only_echo, "who drafted the plan with Steven Witkoff?", "name") is None

@@ -124,7 +124,7 @@ def sample_answer(seed_index, seed_settings):
 def test_sample_question_is_answered_with_85000(seed_index, sample_answer):
     assert sample_answer.answered is True
     assert sample_answer.message is None
-    assert sample_answer.answer == "85,000"
+    assert "85,000" in sample_answer.answer and "800,000" not in sample_answer.answer
     top = sample_answer.passages[0]
     assert "85,000" in top.text
     assert top.citation.doc in ("000_a5367d4183c4154e.txt", "003_341094064a9670fe.txt")
@@ -149,7 +149,7 @@ def test_citations_carry_article_metadata(sample_answer):
 
 def test_sample_question_sources_agree(sample_answer):
     assert not sample_answer.disagreement
-    assert all(g.answer == "85,000" for g in sample_answer.groups)
+    assert sample_answer.groups and all("85,000" in g.answer for g in sample_answer.groups)
 
 
 def test_who_question_names_dmitriev(seed_index, seed_settings):
