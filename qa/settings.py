@@ -70,7 +70,7 @@ class Settings(BaseModel):
                                  description="weight of the reader's answer probability in a passage's score")
     span_threshold: float = Field(default=0.5, ge=0.0, le=1.0,
                                   description="a passage highlights a span only when the reader is this sure")
-    abstain_below_read: float = Field(default=0.3, description="answer only when the top passage's score reaches "
+    abstain_below_read: float = Field(default=0.2, description="answer only when the top passage's score reaches "
                                                                "this (reader on)")
     chunk_max_chars: int = Field(default=600, ge=50)
     chunk_overlap_sentences: int = Field(default=1, ge=0)
