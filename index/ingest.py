@@ -20,6 +20,10 @@ class SkippedFile(Exception):
     """A file that is not indexable text; the message says why."""
 
 
+class NothingToIndex(Exception):
+    """The corpus holds no indexable text: there is nothing to search."""
+
+
 def find_files(paths: list[Path]) -> tuple[Path, list[Path]]:
     """Expand files and folders (recursively) into text files, and the root citations are relative to."""
     if not paths:
@@ -64,11 +68,30 @@ def _common_dir(dirs: list[Path]) -> str:
 
 
 def read_text(path: Path) -> str:
-    """Decode a file as UTF-8 keeping newlines as they are; raise SkippedFile for empty, binary or non-UTF-8 files."""
+    """Decode a file keeping newlines as they are; raise SkippedFile for empty, binary or undecodable files."""
     try:
         data = path.read_bytes()
     except OSError as exc:
         raise SkippedFile(f"unreadable ({exc.strerror})") from None
+    return decode_text(data)
+
+
+_UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
+
+
+def decode_text(data: bytes) -> str:
+    """A file's bytes as text: UTF-16 when it starts with a UTF-16 byte order mark (which is dropped), else UTF-8
+    (a UTF-8 byte order mark stays as the text's first character, hidden from search); SkippedFile otherwise."""
+    if data.startswith(_UTF16_BOMS) and not data.startswith(b"\xff\xfe\x00\x00"):  # not UTF-32
+        try:
+            text = data.decode("utf-16")
+        except UnicodeDecodeError as exc:
+            raise SkippedFile(f"not UTF-16 (byte {exc.start + 2})") from None
+        if not text.strip():
+            raise SkippedFile("empty")
+        if "\x00" in text[:4096]:
+            raise SkippedFile("binary")
+        return text
     if not data.strip():
         raise SkippedFile("empty")
     if b"\x00" in data[:8192]:
