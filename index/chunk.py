@@ -17,6 +17,9 @@ _LIST_ITEM = re.compile(r"[ \t]*(?:[-–—•*]\s|\d{1,3}[.)]\s|[a-z][.)]\s|\(\
 _LINE_END_PUNCT = re.compile(r"[.!?…:;][\"'”’)\]]*\s*$")
 _STARTER = re.compile(r"[\"'“‘(\[]*[A-Z0-9]")
 _NON_SPACE = re.compile(r"\S")
+_INITIAL = re.compile(r"[a-z]")
+_DOTTED = re.compile(r"(?:[a-z]\.)+[a-z]")
+_MARKER = re.compile(r"\d{1,3}|[a-z]")
 MAX_SENTENCE_CHARS = 1500
 
 
@@ -42,11 +45,11 @@ def _is_boundary(text: str, punct_start: int, punct_end: int, line_start: int) -
             return not text[j].isdigit()  # "No. 5" but "said no. Wait"
         if word in ABBREVIATIONS or word.rstrip(".") in ABBREVIATIONS:
             return False
-        if re.fullmatch(r"[a-z]", word):  # an initial: "J. Smith"
+        if _INITIAL.fullmatch(word):  # an initial: "J. Smith"
             return False
-        if re.fullmatch(r"(?:[a-z]\.)+[a-z]", word):  # "U.S", "e.g"
+        if _DOTTED.fullmatch(word):  # "U.S", "e.g"
             return False
-        if re.fullmatch(r"\d{1,3}|[a-z]", word) and not text[line_start:k].strip():
+        if _MARKER.fullmatch(word) and not text[line_start:k].strip():
             return False  # a list marker: "6. The size ..."
     return True
 

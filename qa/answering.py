@@ -381,3 +381,13 @@ def answers_agree(a: frozenset[str], b: frozenset[str]) -> bool:
 def corpus_path(index: Index, doc: str) -> Path:
     """Absolute path of a cited document."""
     return index.corpus_root / doc
+
+
+def document_text(index: Index, doc: str) -> str:
+    """A cited document's text, decoded as the indexer decoded it (citation offsets index this text)."""
+    from index.ingest import SkippedFile, read_text
+
+    try:
+        return read_text(corpus_path(index, doc))
+    except SkippedFile as exc:
+        raise QAError(f"cannot open {doc}: {exc}") from None

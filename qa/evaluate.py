@@ -17,10 +17,10 @@ K = 5
 __all__ = ["GoldError", "evaluate", "gold_warnings", "load_gold", "sample", "summarise"]
 
 
-def load_gold(path: Path, lines: dict[str, int] | None = None) -> list[GoldItem]:
+def load_gold(path: Path, line_of: dict[str, int] | None = None) -> list[GoldItem]:
     """Parse and validate a gold JSONL file; any bad line is an error naming its number (nothing is dropped).
 
-    `lines`, when given, receives each item's line number by id, for later messages.
+    `line_of`, when given, receives each item's line number by id, for later messages.
     """
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
@@ -46,8 +46,8 @@ def load_gold(path: Path, lines: dict[str, int] | None = None) -> list[GoldItem]
             raise GoldError(f"{path}:{n}: duplicate id {item.id!r}")
         seen.add(item.id)
         items.append(item)
-        if lines is not None:
-            lines[item.id] = n
+        if line_of is not None:
+            line_of[item.id] = n
     if not items:
         raise GoldError(f"{path}: no questions")
     return items
