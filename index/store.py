@@ -430,9 +430,17 @@ def _collect(files: list[CorpusFile], previous: Previous | None, chunking: Chunk
             progress(f"reading {f.doc} ({f.size / 1e6:.1f} MB)", n - 1, len(files))
         try:
             data, st = _read_stable(f)
-        except OSError as exc:
+        except (FileNotFoundError, NotADirectoryError) as exc:  # removed (or its folder replaced) since the scan
             if warn:
                 warn(f"skipped {f.doc}: it could not be read during the build ({exc.strerror or exc})")
+            if progress:
+                progress("reading", n, len(files))
+            continue
+        except OSError as exc:  # there but unreadable: recorded, so it is not taken for a new file every time
+            if warn:
+                warn(f"skipped {f.doc}: unreadable ({exc.strerror or exc})")
+            out.sources.append(SourceFile(doc=f.doc, size=f.size, mtime_ns=f.mtime_ns, ctime_ns=f.ctime_ns,
+                                          inode=f.inode, sha256="", skipped=f"unreadable ({exc.strerror or exc})"))
             if progress:
                 progress("reading", n, len(files))
             continue

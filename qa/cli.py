@@ -151,18 +151,24 @@ def _open(settings, rebuild: bool = False):
 
 # C0 and C1 controls (but tab and newline), DEL, and the bidirectional overrides that reorder what a terminal shows
 _CONTROLS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+# in passages the whitespace controls (\\r, \\x0b, \\x0c, \\x1c-\\x1f, \\x85) are left: rendering folds them into spaces
+_PASSAGE_CONTROLS = re.compile("[\x00-\x08\x0e-\x1b\x7f-\x84\x86-\x9f\u202a-\u202e\u2066-\u2069]")
 
 
-def escape_controls(text: str) -> str:
+def _escaped(m: re.Match) -> str:
+    code = ord(m.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def escape_controls(text: str, controls: re.Pattern = _CONTROLS) -> str:
     """Control characters and escape sequences shown as \\xNN / \\uNNNN, so text can never drive the terminal."""
-    return _CONTROLS.sub(lambda m: f"\\x{ord(m.group()):02x}" if ord(m.group()) < 0x100 else f"\\u{ord(m.group()):04x}",
-                         text)
+    return controls.sub(_escaped, text)
 
 
 def _safe_passage(p):
     """A passage whose text shows controls escaped, its span and sentence offsets moved to match."""
     text = p.text
-    if not _CONTROLS.search(text):
+    if not _PASSAGE_CONTROLS.search(text):
         return p
     base = p.citation.start
     new_at = [0] * (len(text) + 1)
@@ -170,7 +176,7 @@ def _safe_passage(p):
     at = 0
     for i, ch in enumerate(text):
         new_at[i] = at
-        piece = escape_controls(ch)
+        piece = escape_controls(ch, _PASSAGE_CONTROLS)
         pieces.append(piece)
         at += len(piece)
     new_at[len(text)] = at

@@ -152,8 +152,18 @@ def _eval(gold: Path, s: Settings) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=300)
 
 
-def test_eval_names_the_gold_line_of_an_unknown_document(small_corpus, tmp_path):
-    s = _settings(small_corpus, tmp_path)
+@pytest.fixture(scope="module")
+def eval_setup(tmp_path_factory):
+    """The small corpus, indexed once in this process, for the `qa eval` runs."""
+    folder = tmp_path_factory.mktemp("eval")
+    corpus = write_corpus(folder / "corpus", SMALL_CORPUS)
+    s = _settings(corpus, folder)
+    open_index(s)
+    return corpus, s
+
+
+def test_eval_names_the_gold_line_of_an_unknown_document(eval_setup, tmp_path):
+    small_corpus, s = eval_setup
     gold = tmp_path / "gold.jsonl"
     gold.write_text("\n".join(json.dumps(x) for x in [
         {"id": "a", "question": "what was signed?", "answers": ["minerals deal"], "doc": ["notes/minerals.txt"]},
@@ -166,8 +176,8 @@ def test_eval_names_the_gold_line_of_an_unknown_document(small_corpus, tmp_path)
         f"qa: error: {gold}:3: document 'gone.txt' is not in the corpus {small_corpus.resolve()} (id b)"
 
 
-def test_eval_warns_on_evidence_missing_from_its_document(small_corpus, tmp_path):
-    s = _settings(small_corpus, tmp_path)
+def test_eval_warns_on_evidence_missing_from_its_document(eval_setup, tmp_path):
+    small_corpus, s = eval_setup
     gold = tmp_path / "gold.jsonl"
     gold.write_text("\n".join(json.dumps(x) for x in [
         {"id": "a", "question": "when was the deal signed?", "answers": ["April"], "doc": ["notes/minerals.txt"],
@@ -177,6 +187,18 @@ def test_eval_warns_on_evidence_missing_from_its_document(small_corpus, tmp_path
     ]) + "\n", encoding="utf-8")
     proc = _eval(gold, s)
     assert proc.returncode == 0, proc.stderr
-    warnings = [line for line in proc.stderr.splitlines() if "evidence" in line]
+    warnings = [line for line in proc.stderr.splitlines() if "evidence not found" in line]
     assert warnings == [f"qa: {gold}:2: evidence not found in notes/minerals.txt: "
                         "'Critics praised the security guarantees.'"]
+
+
+def test_big_files_get_a_progress_line_before_they_are_read(small_corpus, tmp_path, monkeypatch):
+    import index.store as store
+
+    monkeypatch.setattr(store, "BIG_FILE", 200)  # energy.md (~300 bytes) counts as big, minerals.txt does not
+    stages = []
+    s = _settings(small_corpus, tmp_path)
+    store.build_index(s.corpus, s.resolved_index_dir(), s.chunking, s.bm25,
+                      lambda stage, done, total: stages.append((stage, done, total)), None)
+    reading = [st for st in stages if st[0].startswith("reading")]
+    assert reading == [("reading energy.md (0.0 MB)", 0, 2), ("reading", 1, 2), ("reading", 2, 2)]
