@@ -132,7 +132,7 @@ def test_every_stdin_line_gets_one_json_object_in_order(prepared, lines):
     finally:
         sys.stdin = old
     assert "Traceback" not in err.getvalue()
-    objects = [json.loads(line) for line in out.getvalue().splitlines()]
+    objects = [json.loads(line) for line in out.getvalue().split("\n") if line]
     assert [o["question"] for o in objects] == _expected_questions(data)
     for o in objects:
         (AnswerError if "error" in o else Answer).model_validate(o)
