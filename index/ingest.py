@@ -20,10 +20,6 @@ class SkippedFile(Exception):
     """A file that is not indexable text; the message says why."""
 
 
-class NothingToIndex(Exception):
-    """The corpus holds no indexable text: there is nothing to search."""
-
-
 def find_files(paths: list[Path]) -> tuple[Path, list[Path]]:
     """Expand files and folders (recursively) into text files, and the root citations are relative to."""
     if not paths:

@@ -31,7 +31,7 @@ from pydantic import ValidationError
 from . import bm25 as bm25_mod
 from . import dense
 from .chunk import make_chunks
-from .ingest import NothingToIndex, SkippedFile, clean_document, decode_text, doc_name, find_files
+from .ingest import SkippedFile, clean_document, decode_text, doc_name, find_files
 from .models import (FORMAT_VERSION, BM25Params, Chunk, ChunkParams, IndexCorrupt, IndexOutdated, Manifest,
                      SourceFile)
 from .records import CHUNKS, OFFSETS, ChunkStore, ChunkWriter
@@ -47,7 +47,8 @@ BIG_FILE = 1 << 20  # files at least this large get a progress line of their own
 RACY_NS = 2_000_000_000  # coarsest common timestamp granularity (FAT: 2 s): a file changed this close to a build
 #                          may have been changed again within the same tick, so its content is always compared
 
-__all__ = ["IndexCorrupt", "IndexOutdated", "Index", "build_index", "load_index", "read_manifest", "scan_corpus", "stale_reason"]
+__all__ = ["IndexCorrupt", "IndexOutdated", "Index", "build_index", "load_index", "nothing_to_search", "read_manifest",
+           "scan_corpus", "stale_reason"]
 
 
 @dataclass
@@ -580,8 +581,6 @@ def _write_generation(building: Path, root: Path, files: list[CorpusFile], previ
     with open(building / CHUNKS, "wb") as fh:
         writer = ChunkWriter(fh)
         collected = _collect(files, previous, chunking, writer, postings, progress, warn)
-    if collected.count == 0:
-        raise NothingToIndex(_nothing_to_index(root, collected.sources))
     np.save(building / OFFSETS, writer.offsets())
     hashes = _concat(collected.hashes, HASH_DTYPE)
     np.save(building / HASHES, hashes)
@@ -608,10 +607,13 @@ def _write_generation(building: Path, root: Path, files: list[CorpusFile], previ
     return generation, manifest, bm25, faiss_index
 
 
-def _nothing_to_index(root: Path, sources: list[SourceFile]) -> str:
-    """The one line that says why a corpus has nothing to search."""
+def nothing_to_search(manifest: Manifest) -> str | None:
+    """The one line that says why an index holds no passage, or None when it holds some."""
     from .ingest import SUFFIXES
 
+    if manifest.num_chunks:
+        return None
+    root, sources = manifest.corpus_root, manifest.files
     if not sources:
         return f"no indexable files in {root} (looked for {', '.join(SUFFIXES)})"
     reasons: dict[str, int] = {}

@@ -8,8 +8,8 @@ from typing import NamedTuple
 
 from index.bm25 import tokenize
 from index.models import Chunk
-from index.store import (Index, IndexCorrupt, IndexOutdated, Progress, Warn, build_index, load_index, scan_corpus,
-                         stale_reason)
+from index.store import (Index, IndexCorrupt, IndexOutdated, Progress, Warn, build_index, load_index,
+                         nothing_to_search, scan_corpus, stale_reason)
 
 from .errors import CorpusError, EmptyCorpusError, IndexWriteError, QAError, UsageError
 from .extract import Extraction, answer_type, extract_answer, span_fits, unknown_names
@@ -29,8 +29,17 @@ TYPE_MARGIN = 2.0  # logits: how far below the reader's best a span of the asked
 
 def open_index(settings: Settings, progress: Progress | None = None, warn: Warn | None = None,
                rebuild: bool = False) -> Index:
-    """The index for settings.corpus, built or rebuilt first when missing, stale or corrupt."""
-    from index.ingest import IngestError, NothingToIndex
+    """The index for settings.corpus, built or rebuilt first when missing, stale or corrupt; EmptyCorpusError when
+    the corpus holds nothing to search."""
+    index = _open_index(settings, progress, warn, rebuild)
+    empty = nothing_to_search(index.manifest)
+    if empty:
+        raise EmptyCorpusError(empty)
+    return index
+
+
+def _open_index(settings: Settings, progress: Progress | None, warn: Warn | None, rebuild: bool) -> Index:
+    from index.ingest import IngestError
 
     index_dir = settings.resolved_index_dir()
     try:
@@ -57,8 +66,6 @@ def open_index(settings: Settings, progress: Progress | None = None, warn: Warn 
         index, _ = build_index(settings.corpus, index_dir, settings.chunking, settings.bm25, progress, warn)
     except IngestError as exc:
         raise CorpusError(str(exc)) from None
-    except NothingToIndex as exc:
-        raise EmptyCorpusError(str(exc)) from None
     except OSError as exc:
         raise IndexWriteError(f"cannot write index at {index_dir}: {exc.strerror or exc}") from None
     return index

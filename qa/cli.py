@@ -322,18 +322,22 @@ def cmd_index(args: argparse.Namespace) -> int:
     index_dir = settings.resolved_index_dir()
     t0 = time.perf_counter()
     if args.force:
-        from .errors import IndexWriteError
-        from index.ingest import IngestError, NothingToIndex
+        from index.ingest import IngestError
+        from index.store import nothing_to_search
+
+        from .errors import EmptyCorpusError, IndexWriteError
 
         progress = StderrProgress()
         try:
             index, seconds = build_index(settings.corpus, index_dir, settings.chunking, settings.bm25, progress, warn)
-        except (IngestError, NothingToIndex):
+        except IngestError:
             raise
         except OSError as exc:  # the same words and exit code as when `qa ask` builds it
             raise IndexWriteError(f"cannot write index at {index_dir}: {exc.strerror or exc}") from None
         finally:
             progress.close()
+        if nothing_to_search(index.manifest):
+            raise EmptyCorpusError(nothing_to_search(index.manifest))
         status = "rebuilt"
     else:
         before = _manifest_time(index_dir)
@@ -449,9 +453,9 @@ def main(argv: list[str] | None = None) -> int:
 
 def _one_line(exc: BaseException) -> str:
     """The exception as one line: qa's and the index's own messages as they are, others with their type."""
-    from index.ingest import IngestError, NothingToIndex
+    from index.ingest import IngestError
 
-    own = isinstance(exc, (QAError, IngestError, NothingToIndex))
+    own = isinstance(exc, (QAError, IngestError))
     msg = str(exc) if own else f"{type(exc).__name__}: {exc}"
     first = msg.splitlines()[0] if msg.strip() else type(exc).__name__
     return escape_controls(first)

@@ -46,12 +46,10 @@ class PartialFailure(QAError):
 
 def exit_code_for(exc: BaseException) -> int:
     """The exit code of any exception that reaches the command line, qa's or the index's."""
-    from index.ingest import IngestError, NothingToIndex
+    from index.ingest import IngestError
 
     if isinstance(exc, QAError):
         return exc.exit_code
-    if isinstance(exc, NothingToIndex):
-        return EmptyCorpusError.exit_code
     if isinstance(exc, IngestError):
         return CorpusError.exit_code
     if isinstance(exc, KeyboardInterrupt):
