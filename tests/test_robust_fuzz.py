@@ -129,6 +129,9 @@ def test_the_entry_point_on_a_hostile_corpus_gives_no_traceback(tmp_path):
     corpus = random_corpus(tmp_path / "corpus", rnd)
     (corpus / "prose.txt").write_text(_words(rnd, 200) + ".", encoding="utf-8")
     stdin = "\n".join(random_question(rnd).decode("utf-8", "replace") for _ in range(6)) + "\n"
+    from qa import Settings, open_index
+
+    open_index(Settings(corpus=[corpus], index_dir=tmp_path / "index"))  # built here: the process only answers
     proc = run_qa(["ask", "--json", "--corpus", str(corpus), "--index-dir", str(tmp_path / "index")],
                   tmp_path / "cache", stdin=stdin)
     assert "Traceback" not in proc.stderr and proc.returncode in (0, 1), proc.stderr
