@@ -84,7 +84,7 @@ def test_an_invalid_utf8_byte_neither_ends_the_batch_nor_loses_a_line(prepared):
     assert [a.question for a in answers] == ["who drafted the plan with Witkoff?",
                                              "what army cap did Istanbul \ufffd propose?",
                                              "what army cap did Istanbul 2022 propose?"]
-    assert answers[2].answer == "85,000"
+    assert "85,000" in answers[2].answer
     assert b"stdin line 2 is not valid UTF-8" in proc.stderr and b"Traceback" not in proc.stderr
 
 
