@@ -398,14 +398,13 @@ def _file_ranges(manifest: Manifest) -> dict[str, tuple[SourceFile, int, int]]:
 
 
 def _read_stable(f: CorpusFile) -> tuple[bytes, os.stat_result]:
-    """The file's bytes and its stat from the same open file, read again once if it changed while being read.
+    """The file's bytes and its stat, read again once if it changed while being read.
 
-    OSError when it vanished; _Unsettled when it kept changing.
+    OSError when it vanished or cannot be read; _Unsettled when it kept changing.
     """
     for _ in range(2):
-        with open(f.path, "rb") as fh:
-            before = os.fstat(fh.fileno())
-            data = fh.read()
+        before = f.path.stat()
+        data = f.path.read_bytes()
         after = f.path.stat()
         if (before.st_size, before.st_mtime_ns, before.st_ino) == (after.st_size, after.st_mtime_ns, after.st_ino) \
                 and len(data) == before.st_size:

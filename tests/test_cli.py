@@ -162,7 +162,8 @@ def test_unreadable_corpus_file_is_reported(tmp_path, capsys, monkeypatch):
     out, err = capsys.readouterr()
     assert "Traceback" not in err
     assert "skipped locked.txt: unreadable (Permission denied)" in err
-    assert code == 0 and "no answer found in the documents" in out  # the rest of the corpus (none) still answers
+    assert code == 1 and out == ""  # nothing else to search: said as such, not as "no answer found"
+    assert err.strip().splitlines()[-1] == f"qa: error: no indexable files in {corpus}: 1 skipped (1 unreadable)"
 
 
 def test_corrupt_index_is_rebuilt_by_ask(small_corpus, tmp_path, capsys, monkeypatch):

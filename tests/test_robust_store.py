@@ -44,16 +44,16 @@ def test_a_file_deleted_during_the_build_is_skipped_with_a_warning(small_corpus,
 def test_a_file_that_keeps_changing_while_read_is_skipped_and_read_next_time(small_corpus, tmp_path, monkeypatch):
     import index.store as store
 
-    real_fstat = os.fstat
-    other = small_corpus / "notes/minerals.txt"
+    real_read_bytes = Path.read_bytes
 
-    def drifting_fstat(fd):
-        # energy.md is rewritten while it is read: its stamps before each read never match the ones after
-        if os.readlink(f"/proc/self/fd/{fd}").endswith("energy.md"):
-            return os.stat(other)
-        return real_fstat(fd)
+    def appended_while_read(self):
+        data = real_read_bytes(self)
+        if self.name == "energy.md":  # a writer appends to it during every read
+            with open(self, "a", encoding="utf-8") as fh:
+                fh.write("More news.\n")
+        return data
 
-    monkeypatch.setattr(store.os, "fstat", drifting_fstat)
+    monkeypatch.setattr(Path, "read_bytes", appended_while_read)
     warnings = []
     s = _settings(small_corpus, tmp_path)
     index, _ = store.build_index(s.corpus, s.resolved_index_dir(), s.chunking, s.bm25, None, warnings.append)
