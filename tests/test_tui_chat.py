@@ -410,3 +410,19 @@ def test_focus_window_keeps_the_answering_sentence_and_whole_neighbours():
     shown = text[lo:hi]
     assert sentences[6] in shown and len(shown) <= 200
     assert shown.strip().startswith("Sentence number") and shown.strip().endswith("here.")
+
+
+async def _asked(pilot) -> None:
+    """Ask Q1 (answered by the hand-made reply) and wait for its card, cursor still."""
+    await settle(pilot)
+    pilot.app.chat.question_input.cursor_blink = False
+    await submit(pilot, Q1)
+    await settle(pilot)
+
+
+@pytest.mark.parametrize("size", [(80, 24), (120, 40)])
+def test_snapshot_compact_card(snap_compare, notes, monkeypatch, size):
+    """The compact card from a hand-made Answer: top passage expanded, the others one line each."""
+    monkeypatch.chdir(notes.corpus[0].parent)  # the title shows the corpus as "notes"
+    app = make_app(notes, monkeypatch, FakeAnswers())
+    assert snap_compare(app, terminal_size=size, run_before=_asked)
