@@ -441,49 +441,136 @@ def test_snapshot_help_screen(snap_compare, snap_settings, monkeypatch):
 
 
 TMUX = shutil.which("tmux")
+THREE_TURNS = [QUESTION, FOLLOW_UP, "who drafted it?"]
 
 
-@pytest.mark.skipif(TMUX is None, reason="tmux is not installed")
-def test_tmux_smoke(chat_index_dir, tmp_path):
-    """A real terminal: qa chat, the sample question, a follow-up, ctrl+q."""
-    qa_bin = Path(sys.executable).with_name("qa")
-    if not qa_bin.exists():
-        pytest.skip("the qa script is not installed in this environment")
-    session = f"qa-smoke-{os.getpid()}"
-    env = {**os.environ, "TERM": "xterm-256color"}
-    env.pop("TMUX", None)
-    cmd = f"cd {tmp_path} && {qa_bin} chat --corpus {SEEDS} --index-dir {chat_index_dir}; sleep 5"
-    subprocess.run([TMUX, "new-session", "-d", "-s", session, "-x", "100", "-y", "30", cmd], check=True, env=env)
+class TmuxChat:
+    """`qa chat` in a real terminal: a tmux server of its own (no user config), keys in, screen text out."""
 
-    def screen() -> str:
-        return subprocess.run([TMUX, "capture-pane", "-p", "-t", session], capture_output=True, text=True,
-                              env=env).stdout
+    def __init__(self, tmp_path: Path, index_dir: Path, size=(80, 24)) -> None:
+        self.qa = Path(sys.executable).with_name("qa")
+        self.socket = f"qa-smoke-{os.getpid()}"
+        self.env = {**os.environ, "TERM": "xterm-256color", "XDG_STATE_HOME": str(tmp_path / "state"),
+                    "HOME": str(tmp_path / "home")}
+        self.env.pop("TMUX", None)
+        self.tmp_path, self.index_dir, self.size = tmp_path, index_dir, size
+        self.runs = 0
 
-    def wait_for(text: str, timeout: float = 60) -> str:
+    def tmux(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        return subprocess.run([TMUX, "-L", self.socket, "-f", "/dev/null", *args], capture_output=True, text=True,
+                              env=self.env, check=check)
+
+    def start(self) -> None:
+        self.runs += 1
+        self.session = f"chat{self.runs}"
+        cmd = f"cd {self.tmp_path} && {self.qa} chat --corpus {SEEDS} --index-dir {self.index_dir}; sleep 30"
+        self.tmux("new-session", "-d", "-s", self.session, "-x", str(self.size[0]), "-y", str(self.size[1]), cmd)
+
+    def screen(self) -> str:
+        return self.tmux("capture-pane", "-p", "-t", self.session, check=False).stdout
+
+    def wait_for(self, *texts: str, timeout: float = 60) -> str:
         deadline = time.monotonic() + timeout
         shown = ""
         while time.monotonic() < deadline:
-            shown = screen()
-            if text in shown:
+            shown = self.screen()
+            flat = " ".join(shown.split())  # text wrapped at the edge of the terminal still counts
+            if all(t in shown or t in flat for t in texts):
                 return shown
-            time.sleep(0.3)
-        raise AssertionError(f"{text!r} not on screen after {timeout} s:\n{shown}")
-
-    def keys(*k: str) -> None:
-        subprocess.run([TMUX, "send-keys", "-t", session, *k], check=True, env=env)
-
-    try:
-        wait_for("ready")
-        keys("-l", QUESTION)
-        keys("Enter")
-        wait_for("A: 85,000")
-        keys("-l", FOLLOW_UP)
-        keys("Enter")
-        wait_for("searched: and what did the US plan propose?")
-        keys("C-q")
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and "qa chat" in screen():
             time.sleep(0.2)
-        assert "qa chat" not in screen()
+        raise AssertionError(f"{texts!r} not on screen after {timeout} s:\n{shown}")
+
+    def keys(self, *k: str) -> None:
+        self.tmux("send-keys", "-t", self.session, *k)
+        time.sleep(0.2)
+
+    def type(self, text: str) -> None:
+        self.keys("-l", text)
+        time.sleep(0.3)  # a burst of keys with a newline reads as a paste: type like a person
+
+    def ask(self, question: str) -> None:
+        self.type(question)
+        self.keys("Enter")
+        time.sleep(0.3)
+
+    def quit(self) -> None:
+        self.keys("C-q")
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and "qa chat" in self.screen():
+            time.sleep(0.2)
+        assert "qa chat" not in self.screen()
+
+    def close(self) -> None:
+        self.tmux("kill-server", check=False)
+
+
+@pytest.fixture
+def tmux_chat(chat_index_dir, tmp_path):
+    if TMUX is None:
+        pytest.skip("tmux is not installed")
+    chat = TmuxChat(tmp_path, chat_index_dir)
+    if not chat.qa.exists():
+        pytest.skip("the qa script is not installed in this environment")
+    try:
+        yield chat
     finally:
-        subprocess.run([TMUX, "kill-session", "-t", session], capture_output=True, env=env)
+        chat.close()
+
+
+def test_tmux_smoke(tmux_chat, tmp_path):
+    """A real 80x24 terminal: three turns typed while answers run, copy, export, quit, restart with the history."""
+    chat = tmux_chat
+    state = tmp_path / "state" / "qa-offline"
+    chat.start()
+    chat.wait_for("ready", "qa chat — ")
+    assert f"qa chat — {SEEDS}" in chat.screen()  # the title names the corpus
+    for question in THREE_TURNS:  # typed one after the other, each while the one before may still be answered
+        chat.ask(question)
+    chat.wait_for("searched: who drafted it?", "ready")
+    # copy: tmux (default set-clipboard) would drop OSC 52, so the app says so and saves the text to a file
+    chat.keys("Tab")
+    chat.keys("y")
+    chat.wait_for("Not copied")
+    copied = (state / "clipboard.txt").read_text(encoding="utf-8")
+    assert "— 00" in copied and ".txt, line" in copied
+    # export asks where (default under the state folder), enter writes it
+    chat.keys("Escape")
+    chat.keys("C-s")
+    chat.wait_for("Export the conversation")
+    chat.keys("Enter")
+    chat.wait_for("Exported")
+    exported = list((state / "exports").glob("qa-chat-*.md"))
+    assert len(exported) == 1 and not list(tmp_path.glob("qa-chat-*.md"))
+    md = exported[0].read_text(encoding="utf-8")
+    for n, question in enumerate(THREE_TURNS, 1):
+        assert f"## {n}. {question}" in md
+    assert "**Answer: 85,000**" in md and md.count("*searched: ") == 2
+    chat.quit()
+    # a new run: the history is back (up on the empty box), and the last conversation reopens
+    chat.start()
+    chat.wait_for("ready", "reopens your last conversation (3 questions)")
+    chat.keys("Up")
+    chat.wait_for("who drafted it?")
+    chat.keys("C-u")
+    chat.keys("C-r")
+    chat.wait_for("searched: who drafted it?")
+    chat.quit()
+
+
+@pytest.mark.xfail(strict=True, reason="follow-ups resolve to the right turn only with the conversation handling "
+                                       "of qa/followup.py (issue 15, part 1)")
+def test_tmux_three_turn_conversation_answers(tmux_chat):
+    """The issue's conversation: the US plan's cap (600,000 or 800,000) and its drafter (Witkoff), cited."""
+    chat = tmux_chat
+    chat.size = (120, 40)
+    chat.start()
+    chat.wait_for("ready")
+    chat.ask(QUESTION)
+    chat.wait_for("A: 85,000")
+    chat.ask(FOLLOW_UP)
+    shown = chat.wait_for("searched: and what did the US plan propose?", "ready")
+    assert "A: 600,000" in shown or "A: 800,000" in shown
+    chat.ask("who drafted it?")
+    shown = chat.wait_for("searched: who drafted it?", "ready")
+    assert "Witkoff" in shown.split("who drafted it?")[-1]
+    chat.quit()

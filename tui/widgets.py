@@ -203,7 +203,8 @@ class PassageItem(Vertical, can_focus=True):
         parts: list = [("▸ ", "$text-muted"), (f"[{p.rank}] ", "bold"), (f"{self.view.score:.2f} ", "$text-muted")]
         if self.tag:
             parts.append((self.tag[2] + " ", self.tag[1]))
-        parts.extend([(f"{short_doc(c.doc, 16)}:{c.line_start}", "$text-primary"), "  "])
+        doc = c.doc if self.app.size.width >= 110 else short_doc(c.doc, 16)
+        parts.extend([(f"{doc}:{c.line_start}", "$text-primary"), "  "])
         if self.closest:
             parts.insert(1, ("closest ", "italic $text-warning"))
         if self.view.duplicate_of is not None:
