@@ -426,3 +426,26 @@ def test_snapshot_compact_card(snap_compare, notes, monkeypatch, size):
     monkeypatch.chdir(notes.corpus[0].parent)  # the title shows the corpus as "notes"
     app = make_app(notes, monkeypatch, FakeAnswers())
     assert snap_compare(app, terminal_size=size, run_before=_asked)
+
+
+@sync
+async def test_a_build_shows_a_progress_bar_with_an_eta_and_hides_it_when_done(notes, monkeypatch):
+    from textual.widgets import ProgressBar
+
+    app = make_app(notes, monkeypatch, FakeAnswers())
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        bar = app.chat.query_one("#build", ProgressBar)
+        assert not bar.display
+        app._show_progress("loading model", 0, 40)
+        await pilot.pause()
+        assert bar.display and bar.total is None  # nothing to count yet
+        app._show_progress("embedding", 10, 40)
+        await pilot.pause(1.2)  # the bar needs a second of samples for a rate
+        app._show_progress("embedding", 20, 40)
+        await pilot.pause()
+        assert bar.percentage == pytest.approx(0.5)
+        assert bar._display_eta is not None and bar._display_eta > 0  # an ETA, once there is a rate
+        app._loaded(False)
+        await pilot.pause()
+        assert not bar.display and app.status == "ready"

@@ -212,6 +212,7 @@ class QAChatApp(App[int]):
         self._loading = False
         self._spinner = None
         self._spin = 0
+        self._bar_stage: str | None = None
         self.queue: deque[Job] = deque()
         self.current: Job | None = None
         self.state_dir = state.state_dir()
@@ -330,13 +331,14 @@ class QAChatApp(App[int]):
     def _show_progress(self, stage: str, done: int, total: int) -> None:
         """The build's progress bar (with its ETA) under the status line, reset at each stage."""
         bar = self.chat.query_one("#build", ProgressBar)
-        if total <= 0:
-            bar.display = False
-            return
-        if getattr(bar, "stage", None) != stage:
-            bar.stage = stage
-            bar.update(total=total, progress=0)
         bar.display = True
+        if "model" in stage or total <= 0:  # no count to show: an indeterminate bar
+            self._bar_stage = stage
+            bar.update(total=None)
+            return
+        if self._bar_stage != stage:  # a new stage starts from zero, and so does its ETA
+            self._bar_stage = stage
+            bar.update(total=total, progress=0)
         bar.update(total=total, progress=done)
 
     def _loaded(self, rebuild: bool) -> None:

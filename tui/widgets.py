@@ -230,7 +230,11 @@ class PassageItem(Vertical, can_focus=True):
         self.post_message(self.Toggle(self))
 
     def action_open(self) -> None:
-        self.post_message(self.Open(self.passage))
+        """Open the source; a passage that does not give the answer opens without a highlighted span."""
+        p = self.passage
+        if not self.view.highlight:
+            p = p.model_copy(update={"answer": None, "answer_start": None, "answer_end": None})
+        self.post_message(self.Open(p))
 
     def action_copy(self) -> None:
         text = f"{' '.join(self.passage.text.split())}\n— {citation_text(self.passage)}"
