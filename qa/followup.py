@@ -86,7 +86,7 @@ PERSON_NOUNS = frozenset("""aide envoy official officials minister president lea
     person man woman professor adviser advisor confidant chancellor senator ambassador editor writer""".split())
 # Nouns that "that"/"those" point back with ("that plan", "that figure").
 _REFERRING_NOUNS = SUBJECT_NOUNS | frozenset("""figure number cap limit city region claim idea meeting quote
-    estimate amount fund figure demand""".split())
+    estimate amount fund""".split())
 # Common irregular past forms: verbs end a wh-phrase ("which newspaper said …").
 _VERBS = frozenset("""said told called met made gave took wrote led set put sent held ran won lost cut paid
     became came went knew thought brought bought fought sought began drew struck saw""".split())
@@ -94,7 +94,7 @@ _VERBS = frozenset("""said told called met made gave took wrote led set put sent
 _NOT_PERSONS = frozenset("""russia ukraine europe america us usa uk eu nato kremlin kyiv kiev moscow washington
     london paris berlin brussels beijing china india istanbul geneva ankara miami alaska crimea donbas donbass
     donetsk luhansk kherson zaporizhzhia poland turkey türkiye qatar israel iran syria germany france britain
-    belarus minsk telegram axios bloomberg reuters congress senate white house thanksgiving""".split())
+    belarus minsk telegram axios bloomberg reuters congress senate thanksgiving""".split())
 _NAME_PARTICLES = frozenset("von van der de da del di al bin le la".split())
 
 _CONJ = r"and|but|also|so|then|or|plus|okay|ok|now|well"
@@ -104,8 +104,7 @@ _ELLIPSIS = re.compile(r"^\s*(?:\.\.\.|…)|(?:\.\.\.|…)\s*\??\s*$")
 _WORD = re.compile(r"\d+(?:[.,]\d+)*(?:[-–][\w]+)*%?|[^\W\d_]+(?:[’'.-][^\W\d_]+)*\.?")
 _ACRONYM = re.compile(r"^(?:[A-Z]{2,}|(?:[A-Z]\.){2,})$")
 
-SHORT = 3  # kept for callers of the older API
-RICH = 4  # a question naming its own subject with at least this many content words keeps "he"/"she" to itself
+LONG = 6  # a question with this many content words and a name of its own carries its antecedents itself
 MIN_IDF = 1.0  # words below this corpus idf are too common to narrow a search and are not carried over
 MAX_TERMS = 6
 
@@ -256,6 +255,7 @@ def _anaphora(question: str) -> list[tuple[int, str]]:
     toks = _tokens(question)
     n = len(toks)
     found = []
+    long = len(keywords(question)) >= LONG
     for i, t in enumerate(toks):
         low = t.low
         prev = toks[i - 1].low if i else ""
@@ -263,14 +263,15 @@ def _anaphora(question: str) -> list[tuple[int, str]]:
         comma_before = i > 0 and "," in question[toks[i - 1].end:t.start]
         named_before = any(_is_entity(toks[j].text, j == 0) for j in range(i))
         if low in PERSON_PRONOUNS:
-            if not _name_runs(question[:t.start]):  # "what did Witkoff say he knew?": Witkoff is "he"
+            # "what did Witkoff say he knew?", or a long "In his address, what did Zelensky say …?"
+            if not _name_runs(question[:t.start]) and not (long and _name_runs(question[t.end:])):
                 found.append((i, "person"))
         elif low in THING_PRONOUNS:
             object_position = low in ("it", "them") and (
                 i == n - 1 or prev in PREPOSITIONS or (prev.isalpha() and prev not in WH and prev not in AUX
                                                        and prev not in STOPWORDS and prev not in _CLAUSE_OPENERS
                                                        and not comma_before))
-            if object_position or not named_before:
+            if not named_before or object_position and not long:
                 found.append((i, "pronoun"))
         elif low in ("this", "these"):
             if nxt not in _TIME:
@@ -598,10 +599,7 @@ def resolve(question: str, turns: Sequence[Turn], idf: Idf | None = None) -> Res
     # pronouns: put the referent in place
     referents: dict[int, str] = {}
     unresolved = False
-    if conj:
-        question_body, offset_toks = rest, rest_toks
-    else:
-        question_body, offset_toks = question, _tokens(question)
+    question_body = rest if conj else question
     for i, cls in _anaphora(question_body):
         if cls == "person":
             ref = _person(turns)
@@ -619,10 +617,9 @@ def resolve(question: str, turns: Sequence[Turn], idf: Idf | None = None) -> Res
             query = _append(query, _carry(frame, query, idf_, "intent"))
         referent = "; ".join(dict.fromkeys(referents.values()))
         return Resolution(query, True, kind, referent)
-    del offset_toks
 
     # a bare "why?" / "how much?" keeps everything; anything else asks its own thing about the last subject
-    bare = not [k for k in keywords(rest, idf_)]
+    bare = not keywords(rest, idf_)
     drop = "none" if bare else ("subject" if rest_names and conj else "intent")
     return Resolution(_append(question, _carry(frame, question, idf_, drop)), True, kind)
 

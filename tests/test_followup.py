@@ -38,6 +38,11 @@ def test_no_history_leaves_the_question_alone():
     "Is there a deadline for Kyiv?",
     "What did Putin say this week?",
     "What did Witkoff say he knew?",
+    # long questions that name their own antecedents, before or after the pronoun
+    "Through what route did Putin say the text of the draft reached him, unlike the Europeans who learned of it "
+    "from the press?",
+    "In his November 21 address, what did Zelensky say Ukraine risked losing as the alternative to losing its "
+    "dignity?",
 ])
 def test_self_contained_questions_are_searched_as_typed(question):
     history = [Turn(FIRST, answer="85,000"), Turn("how many tanks did it allow?", answer="fewer than 400")]
