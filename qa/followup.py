@@ -95,6 +95,11 @@ _NOT_PERSONS = frozenset("""russia ukraine europe america us usa uk eu nato krem
     london paris berlin brussels beijing china india istanbul geneva ankara miami alaska crimea donbas donbass
     donetsk luhansk kherson zaporizhzhia poland turkey türkiye qatar israel iran syria germany france britain
     belarus minsk telegram axios bloomberg reuters congress senate thanksgiving""".split())
+# Words of organisations and dates: a capitalised run holding one is not a person ("Russian Ministry of …").
+_GROUP_WORDS = frozenset("""ministry council union affairs fund church times news post party parliament committee
+    commission office agency institute house forces department court bank company group""".split())
+_CALENDAR = frozenset("""january february march april may june july august september october november december
+    monday tuesday wednesday thursday friday saturday sunday""".split())
 _NAME_PARTICLES = frozenset("von van der de da del di al bin le la".split())
 
 _CONJ = r"and|but|also|so|then|or|plus|okay|ok|now|well"
@@ -402,27 +407,42 @@ def _looks_like_name(text: str | None) -> bool:
 
 def _is_person_phrase(words: list[str]) -> bool:
     """A run of capitalised words that names a person rather than a place, a group or a thing."""
-    if not words or any(_ACRONYM.match(w) or w[0].isdigit() or "-" in w for w in words):
+    if not words or any(_ACRONYM.match(w) or w[0].isdigit() for w in words):
         return False
-    if any(w.lower().strip("’'s") in _NOT_PERSONS or w.lower() in _NOT_PERSONS for w in words):
+    lows = [w.lower().removesuffix("’s").removesuffix("'s") for w in words]
+    if any(w in _NOT_PERSONS or w in _GROUP_WORDS or w in _CALENDAR or w in SUBJECT_NOUNS for w in lows):
         return False
-    last = words[-1].lower()
-    return not (len(words) == 1 and re.search(r"(?:ia|land|stan|an|ese|ish|ic)$", last))
+    if len(words) == 1 and "-" in words[0]:
+        return False  # "Trump-Putin"
+    if len(words) == 1:
+        return not re.search(r"(?:ia|land|stan|an|ans|ese|ish|ic)$", lows[0])  # places and peoples
+    return not lows[0].endswith(("ian", "ean", "ese", "ish"))  # "Russian Ministry", "European Council"
+
+
+def _possessive(word: str) -> bool:
+    return word.endswith(("’s", "'s"))
 
 
 def _name_runs(text: str, skip_first: bool = True) -> list[str]:
-    """Capitalised runs in text that could name a person, first to last (followed by a noun: a modifier)."""
+    """Capitalised runs in text that could name a person, first to last (followed by a noun: a modifier).
+
+    A sentence's first word counts only when a name goes on after it ("Witkoff drafted", not "Similarly, …").
+    """
     toks = _tokens(text)
     runs, i, n = [], 0, len(toks)
     while i < n:
         t = toks[i]
-        if t.text[0].isupper() and not (skip_first and i == 0) and t.low not in STOPWORDS | PRONOUNS | AUX:
+        opener = i == 0 and (skip_first or "," in text[t.end:t.end + 1])
+        if t.text[0].isupper() and not opener and t.low not in STOPWORDS | PRONOUNS | AUX:
             j = i
             while j < n and (toks[j].text[0].isupper() or toks[j].low in _NAME_PARTICLES and any(
                     x.text[0].isupper() for x in toks[j + 1:j + 3])):
                 j += 1
+                if _possessive(toks[j - 1].text):
+                    break  # "Putin's July essay": the name ends at its possessive
             words = [x.text for x in toks[i:j]]
-            modifier = j < n and toks[j].low in (SUBJECT_NOUNS | PERSON_NOUNS) and not toks[j].text[0].isupper()
+            modifier = j < n and toks[j].low in (SUBJECT_NOUNS | PERSON_NOUNS) and not toks[j].text[0].isupper() \
+                and not _possessive(toks[j - 1].text)
             if not modifier and _is_person_phrase(words):
                 runs.append(text[toks[i].start:toks[j - 1].end].removesuffix("’s").removesuffix("'s"))
             i = j
@@ -585,14 +605,15 @@ def resolve(question: str, turns: Sequence[Turn], idf: Idf | None = None) -> Res
             return Resolution(frame[:s] + x + frame[e:], True, kind, subject)
         if rest_names:
             return Resolution(_append(question, _carry(frame, question, idf_, "subject")), True, kind)
-        if fp.np and fp.np[1] > fp.np[0] and fp.aux is not None:
+        if fp.np and fp.np[1] > fp.np[0] and fp.aux is not None and rest_toks[0].low not in DETERMINERS:
             s, e = fp.toks[fp.np[0]].start, fp.toks[fp.np[1] - 1].end
             return Resolution(frame[:s] + x + frame[e:], True, kind, frame_np)
         return Resolution(_append(question, _carry(frame, question, idf_, "intent")), True, kind)
 
     # "and what did the US plan propose?": the new subject takes the last question's intent
+    new_subject = rp.subject and any(_is_entity(t.text, False) for t in rp.toks[rp.subject[0]:rp.subject[1]])
     if conj and rp.wh is not None and rp.aux is not None and rp.np and rp.np[1] == rp.np[0] and frame_np \
-            and rp.toks[rp.wh[0]].low in ("what", "which") and rest_names:
+            and rp.toks[rp.wh[0]].low in ("what", "which") and new_subject:
         at = rp.toks[rp.wh[1] - 1].end
         return Resolution(rest[:at] + " " + frame_np + rest[at:], True, kind, frame_np)
 
@@ -607,7 +628,7 @@ def resolve(question: str, turns: Sequence[Turn], idf: Idf | None = None) -> Res
             ref = _place(turns)
         else:
             ref = _topic(last)
-        if ref and ref.lower() not in question_body.lower():
+        if ref and ref.lower() not in question_body.lower() and ref not in referents.values():
             referents[i] = ref
         elif not ref:
             unresolved = True

@@ -208,3 +208,24 @@ def test_index_idf_reads_bm25_statistics():
     assert f("caps") == pytest.approx(3.4)
     assert f("Zanzibar") == 0.0
     assert f("the") == 0.0
+
+
+def test_names_end_at_a_possessive_and_skip_organisations_and_sentence_adverbs():
+    turns = [Turn("What did Putin's July 2021 essay compare Ukraine to?", answer="weapons of mass destruction")]
+    assert followup_query("what did he say in his speech?", turns, idf) == "what did Putin say in his speech?"
+    turns = [Turn("Which spokesperson did Larry Johnson interview?", answer=None,
+                  sentence="Similarly, Larry Johnson just interviewed the Russian Ministry of Foreign Affairs "
+                           "spokesperson, Maria Zharakova.")]
+    assert followup_query("what did she say?", turns, idf) == "what did Maria Zharakova say?"
+
+
+def test_and_what_keeps_the_intent_only_when_its_subject_is_new():
+    turns = [Turn("Which regions might Russia give up as a show of flexibility?", answer="Kherson")]
+    out = followup_query("and what would the plan not require of Zelensky?", turns, idf)
+    assert not out.startswith("what regions")  # Zelensky is not the subject: the question asks its own thing
+
+
+def test_a_definite_fragment_is_a_topic_of_its_own():
+    turns = [Turn("Which package of sanctions is the EU up to?", answer="19th")]
+    out = followup_query("what about the lifting of sanctions?", turns, idf)
+    assert out.startswith("what about the lifting of sanctions?")
