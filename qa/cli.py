@@ -410,6 +410,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
     settings = settings_from(args)
     if args.limit is not None and args.limit < 1:
         raise UsageError("--limit must be at least 1")
+    from .conversation import is_conversation_file, run_conversation_eval
+
+    if is_conversation_file(args.gold):
+        return run_conversation_eval(args, settings, warn)
     lines: dict[str, int] = {}
     items = sample(load_gold(args.gold, lines), args.limit, args.seed)
     index = open_index(settings, warn=warn)

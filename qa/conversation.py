@@ -8,12 +8,12 @@ Each turn carries the fields of a `qa eval` gold question, plus whether it leans
 from __future__ import annotations
 
 import json
-import sys
 import time
 from pathlib import Path
 
 from pydantic import BaseModel, Field, ValidationError
 
+from .errors import PartialFailure
 from .evaluate import GoldError, check_faithfulness, sample, score_item, summarise
 from .followup import Turn, index_idf, resolve
 from .models import Answer, GoldItem, ItemResult
@@ -166,7 +166,8 @@ def evaluate_conversations(convs: list[GoldConversation], index, settings, gold_
     seconds = time.perf_counter() - t0
     followups = [r for r in results if r.followup]
     alone = [r for r in results if not r.followup]
-    config = {"mode": settings.mode, "rerank": settings.rerank, "top_k": settings.top_k}
+    config = {"mode": settings.mode, "rerank": settings.rerank, "reader": settings.rerank and settings.reader,
+              "top_k": settings.top_k}
     return ConversationReport(
         gold=gold_name, config=config, conversations=len(convs), turns=len(results),
         all=summarise(results), followup=summarise(followups), self_contained=summarise(alone),
@@ -230,33 +231,20 @@ def format_conversation_report(report: ConversationReport, misses: int | None = 
     return "\n".join(out)
 
 
-def run_conversation_eval(args, settings) -> int:
-    """The CLI edge of `qa eval CONVERSATIONS.jsonl`: load, answer, print, gate --min-hit1 on follow-up hit@1."""
-    from .answering import CorpusError, open_index
-    from .cli import UsageError, warn
+def run_conversation_eval(args, settings, warn=None) -> int:
+    """`qa eval CONVERSATIONS.jsonl`: load, answer, print, gate --min-hit1 on follow-up hit@1.
+
+    Bad input raises GoldError and a corpus that cannot be read CorpusError; the CLI reports either as one line.
+    """
+    from .answering import open_index
+    from .evaluate import compare_configs
 
     if args.limit is not None and args.limit < 1:
-        raise UsageError("--limit must be at least 1")
-    try:
-        convs = load_conversations(args.gold)
-    except GoldError as exc:
-        raise UsageError(str(exc)) from None
-    convs = sample(convs, args.limit, args.seed)
-    try:
-        index = open_index(settings, warn=warn)
-    except CorpusError as exc:
-        raise UsageError(str(exc)) from None
-    if args.compare:
-        configs = [settings.model_copy(update={"mode": m, "rerank": r})
-                   for m, r in (("bm25", False), ("dense", False), ("hybrid", False), ("hybrid", True))]
-    else:
-        configs = [settings]
-    reports = []
-    for cfg in configs:
-        try:
-            reports.append(evaluate_conversations(convs, index, cfg, gold_name=str(args.gold)))
-        except GoldError as exc:
-            raise UsageError(str(exc)) from None
+        raise GoldError("--limit must be at least 1")
+    convs = sample(load_conversations(args.gold), args.limit, args.seed)
+    index = open_index(settings, warn=warn)
+    configs = compare_configs(settings) if args.compare else [settings]
+    reports = [evaluate_conversations(convs, index, cfg, gold_name=str(args.gold)) for cfg in configs]
     if args.json:
         payload = reports[0].model_dump() if len(reports) == 1 else [r.model_dump() for r in reports]
         print(json.dumps(payload, ensure_ascii=False, indent=1))
@@ -266,12 +254,11 @@ def run_conversation_eval(args, settings) -> int:
               f"({sum(r.followup for r in r0.items)} follow-ups), corpus {index.manifest.corpus_root}")
         for r in reports:
             c = r.config
-            print(f"\n{c['mode'] + ('+rerank' if c['rerank'] else '')}:")
+            print(f"\n{c['mode'] + ('+rerank' if c['rerank'] else '') + ('+reader' if c.get('reader') else '')}:")
             print(format_conversation_report(r, args.misses if r is reports[-1] else None))
     gate = reports[-1].followup["hit_at_1"]
     if args.min_hit1 is not None and gate < args.min_hit1:
-        print(f"qa: follow-up hit@1 {gate:.3f} is below --min-hit1 {args.min_hit1}", file=sys.stderr)
-        return 1
+        raise PartialFailure(f"follow-up hit@1 {gate:.3f} is below --min-hit1 {args.min_hit1}")
     return 0
 
 
