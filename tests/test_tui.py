@@ -446,7 +446,7 @@ def test_tmux_smoke(chat_index_dir, tmp_path):
         wait_for("A: 85,000")
         keys("-l", FOLLOW_UP)
         keys("Enter")
-        wait_for("searched: and what did the US plan propose?")
+        wait_for("searched: what army cap did the US plan propose?")
         keys("C-q")
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline and "qa chat" in screen():
