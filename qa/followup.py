@@ -40,23 +40,16 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from index.words import CONVERSATION_WORDS, MONTHS
+from index.words import STOPWORDS as INDEX_STOPWORDS
+
 __all__ = ["Keyword", "Resolution", "Turn", "default_idf", "expand_query", "followup_query", "index_idf",
            "is_followup", "keywords", "resolve"]
 
 Idf = Callable[[str], float]
 
 # Function words and question words: never keywords of their own.
-STOPWORDS = frozenset(
-    """a an and are as at be been being but by can could did do does doing done for from had has have having
-    how i if in into is it its itself me my of on or our ours should so than that the their theirs them then
-    there these they this those to too us was we were what which while who whom whose why will with would you
-    your yours about above after again against all am any because before below between both during each few
-    further here just more most other over own same some such through under until up very s t don also may
-    might must shall whether when where he him his she her hers not no nor only once off out again ever
-    let lets tell say says said know think mean please also else anything something thing things way ways
-    one ones many much well really quite like get got give given make made see show explain describe list
-    compare okay ok yes right now then within according""".split()
-)
+STOPWORDS = INDEX_STOPWORDS | CONVERSATION_WORDS | frozenset({"within", "according"})
 PRONOUNS = frozenset(
     "it its it's they them their theirs he him his she her hers this that these those there such".split()
 )
@@ -98,8 +91,8 @@ _NOT_PERSONS = frozenset("""russia ukraine europe america us usa uk eu nato krem
 # Words of organisations and dates: a capitalised run holding one is not a person ("Russian Ministry of …").
 _GROUP_WORDS = frozenset("""ministry council union affairs fund church times news post party parliament committee
     commission office agency institute house forces department court bank company group""".split())
-_CALENDAR = frozenset("""january february march april may june july august september october november december
-    monday tuesday wednesday thursday friday saturday sunday""".split())
+_CALENDAR = frozenset(m.lower() for m in MONTHS) | frozenset(
+    "monday tuesday wednesday thursday friday saturday sunday".split())
 _NAME_PARTICLES = frozenset("von van der de da del di al bin le la".split())
 
 _CONJ = r"and|but|also|so|then|or|plus|okay|ok|now|well"
