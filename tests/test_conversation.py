@@ -51,11 +51,12 @@ def test_ask_conversation_json_follows_the_thread_and_a_blank_line_starts_over(p
     assert [r.question for r in replies] == [SAMPLE_QUESTION, "and what did the US plan propose?",
                                             "who drafted it?", "who drafted it?", "what is the capital of Peru?"]
     first, us_plan, drafted, alone, peru = replies
-    assert first.query is None and first.answer == "85,000"
+    assert first.query is None and "85,000" in first.answer
 
     assert us_plan.query == "what army cap did the US plan propose?"  # the intent kept, the subject replaced
     top = us_plan.passages[0]
     assert top.citation.doc in ARMY_DOCS and ("800,000" in top.text or "600,000" in top.text)
+    assert "800,000" in us_plan.answer or "600,000" in us_plan.answer  # not Istanbul's 85,000 again
 
     assert drafted.query == "who drafted the US plan?"  # "it" is the plan of the turn before
     assert any("Witkoff" in p.text for p in drafted.passages)
