@@ -37,6 +37,9 @@ def build_parser() -> ArgParser:
     ask.add_argument("question", nargs="*", help="the question; '-' or nothing reads questions from stdin")
     ask.add_argument("--json", action="store_true", help="print JSON (one object per question)")
     ask.add_argument("-k", "--top-k", type=int, metavar="N", help="passages to show (default 5)")
+    ask.add_argument("--conversation", action="store_true",
+                     help="stdin lines are one conversation: a line may follow up the lines before it "
+                          "(a blank line starts a new conversation)")
     _common(ask)
 
     idx = sub.add_parser("index", help="build or update the index")
@@ -237,6 +240,8 @@ def cmd_ask(args: argparse.Namespace) -> int:
             raise UsageError("empty question")
         if question == "-":
             from_stdin = True
+    if args.conversation and not from_stdin:
+        raise UsageError("--conversation reads the questions from stdin, one per line")
     if from_stdin and sys.stdin is None:
         raise UsageError("no question given and no stdin to read")
     if from_stdin and sys.stdin.isatty():
@@ -270,9 +275,16 @@ def cmd_ask(args: argparse.Namespace) -> int:
         print(out.model_dump_json() if args.json else f"Q: {escape_controls(q)}\nerror: {escape_controls(error)}",
               flush=True)
 
+    ask = (lambda q: answer(q, index, settings))
+    if args.conversation:
+        from .conversation import Conversation
+
+        conversation = Conversation(index, settings)
+        ask = conversation.ask
+
     def emit(q: str) -> bool:
         try:
-            ans = answer(q, index, settings)
+            ans = ask(q)
             note_long(q)
         except QAError as exc:
             if not from_stdin:
@@ -296,8 +308,18 @@ def cmd_ask(args: argparse.Namespace) -> int:
 
     failed = total = 0
     first = True
-    questions = (q for q in stdin_questions(getattr(sys.stdin, "buffer", sys.stdin), bad_bytes) if q)
-    if settings.mode != "bm25":
+    lines = stdin_questions(getattr(sys.stdin, "buffer", sys.stdin), bad_bytes)
+    if args.conversation:
+        def turns(lines):
+            for q in lines:
+                if q:
+                    yield q
+                else:
+                    conversation.reset()  # a blank line starts a new conversation
+        questions = turns(lines)
+    else:
+        questions = (q for q in lines if q)
+    if settings.mode != "bm25" and not args.conversation:  # a follow-up's search waits for the answer before it
         from .retrieve import embed_ahead
 
         questions = embed_ahead(questions, settings.query_encoder)
@@ -388,6 +410,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
     settings = settings_from(args)
     if args.limit is not None and args.limit < 1:
         raise UsageError("--limit must be at least 1")
+    from .conversation import is_conversation_file, run_conversation_eval
+
+    if is_conversation_file(args.gold):
+        return run_conversation_eval(args, settings, warn)
     lines: dict[str, int] = {}
     items = sample(load_gold(args.gold, lines), args.limit, args.seed)
     index = open_index(settings, warn=warn)

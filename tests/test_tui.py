@@ -274,7 +274,7 @@ async def test_follow_up_shows_its_expanded_query(app):
         assert len(app.chat.query(AnswerCard)) == 2
         reply = card.reply
         assert reply.question == FOLLOW_UP
-        assert reply.query and reply.query.startswith(FOLLOW_UP) and "cap" in reply.query
+        assert reply.query and "US plan" in reply.query and "cap" in reply.query  # the last question's intent
         searched = str(card.query_one(".searched").content)
         assert searched == f"searched: {reply.query}"
         assert any("800,000" in p.text for p in reply.passages)  # the US plan's cap
@@ -527,7 +527,7 @@ def test_tmux_smoke(tmux_chat, tmp_path):
     assert f"qa chat — {SEEDS}" in chat.screen()  # the title names the corpus
     for question in THREE_TURNS:  # typed one after the other, each while the one before may still be answered
         chat.ask(question)
-    chat.wait_for("searched: who drafted it?", "ready")
+    chat.wait_for("searched: who drafted", "ready")
     # copy: tmux (default set-clipboard) would drop OSC 52, so the app says so and saves the text to a file
     chat.keys("Tab")
     chat.keys("y")
@@ -554,12 +554,12 @@ def test_tmux_smoke(tmux_chat, tmp_path):
     chat.wait_for("who drafted it?")
     chat.keys("C-u")
     chat.keys("C-r")
-    chat.wait_for("searched: who drafted it?")
+    chat.wait_for("searched: who drafted")
     chat.quit()
 
 
-@pytest.mark.xfail(strict=True, reason="follow-ups resolve to the right turn only with the conversation handling "
-                                       "of qa/followup.py (issue 15, part 1)")
+@pytest.mark.xfail(strict=True, reason="'who drafted it?' is searched as 'who drafted the US plan?', but the passage "
+                                       "naming Witkoff ranks 12th in first-stage retrieval, outside the reranked pool")
 def test_tmux_three_turn_conversation_answers(tmux_chat):
     """The issue's conversation: the US plan's cap (600,000 or 800,000) and its drafter (Witkoff), cited."""
     chat = tmux_chat
@@ -569,9 +569,9 @@ def test_tmux_three_turn_conversation_answers(tmux_chat):
     chat.ask(QUESTION)
     chat.wait_for("85,000")
     chat.ask(FOLLOW_UP)
-    shown = chat.wait_for("searched: and what did the US plan propose?", "ready")
+    shown = chat.wait_for("searched: what army cap did the US plan propose?", "ready")
     assert "A: 600,000" in shown or "A: 800,000" in shown
     chat.ask("who drafted it?")
-    shown = chat.wait_for("searched: who drafted it?", "ready")
+    shown = chat.wait_for("searched: who drafted", "ready")
     assert "Witkoff" in shown.split("who drafted it?")[-1]
     chat.quit()
