@@ -128,7 +128,7 @@ class Reader:
 
     def read_many(self, question: str, passages: list[tuple[str, list[tuple[int, int]]]]) -> list[Reading]:
         """Read each (text, sentences) passage for the question; pairs run side by side, one per run."""
-        q_ids = self.tokenizer.encode(question, add_special_tokens=False).ids[:MAX_QUESTION_TOKENS]
+        q_ids = question_tokens(self.tokenizer.encode(question, add_special_tokens=False).ids)
         return list(self.workers.map(lambda p: self.read(q_ids, p[0], p[1]), passages))
 
     def read(self, q_ids: list[int], text: str, sentences: list[tuple[int, int]]) -> Reading:
@@ -164,6 +164,14 @@ class Reader:
             return Reading(None, None, 0.0, -math.inf, null)
         s, e, score = spans[0]
         return Reading(s, e, _sigmoid(score - null), score, null, tuple(spans))
+
+
+def question_tokens(ids: list[int], limit: int = MAX_QUESTION_TOKENS) -> list[int]:
+    """A long question keeps its first third and its end (where a pasted paragraph's actual question sits)."""
+    if len(ids) <= limit:
+        return ids
+    head = limit // 3
+    return ids[:head] + ids[len(ids) - (limit - head):]
 
 
 def _better(a: Reading, b: Reading) -> bool:

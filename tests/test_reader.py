@@ -113,3 +113,12 @@ def test_without_reranking_the_fast_path_runs_no_reader(seed_index, seed_setting
     fast = answer("what army cap did Istanbul 2022 propose?", seed_index,
                   seed_settings.model_copy(update={"rerank": False}))
     assert all(p.answer_score is None and p.relevance is None for p in fast.passages)
+
+
+def test_a_long_question_keeps_its_start_and_its_end_for_the_reader():
+    from qa.read import MAX_QUESTION_TOKENS, question_tokens
+
+    ids = list(range(200))
+    kept = question_tokens(ids)
+    assert len(kept) == MAX_QUESTION_TOKENS and kept[0] == 0 and kept[-1] == 199
+    assert question_tokens(ids[:10]) == ids[:10]
