@@ -74,6 +74,18 @@ class SourceFile(BaseModel):
     author: str | None = None
     chunks: int = 0
     skipped: str | None = Field(default=None, description="why the file was not indexed, if it was not")
+    format: str = Field(default="text", description=(
+        "text (.txt/.md: offsets index the file itself), pdf, html, docx or epub (offsets index the text layer)"))
+    layer: str | None = Field(default=None, description="file name of the stored text layer in the generation folder")
+    pages: list[int] | None = Field(default=None, description="PDF: offset in the text layer where each page begins")
+
+    def page_range(self, start: int, end: int) -> tuple[int | None, int | None]:
+        """1-based pages holding text-layer offsets [start, end) (PDF only; else None, None)."""
+        if not self.pages:
+            return None, None
+        import bisect
+
+        return bisect.bisect_right(self.pages, start), bisect.bisect_right(self.pages, max(start, end - 1))
 
 
 class Manifest(BaseModel):

@@ -29,11 +29,12 @@ import numpy as np
 from pydantic import ValidationError
 
 from . import bm25 as bm25_mod
-from . import dense
+from . import dense, readers
 from .chunk import make_chunks
 from .ingest import SkippedFile, clean_document, doc_name, find_files, read_text
 from .models import (FORMAT_VERSION, BM25Params, Chunk, ChunkParams, IndexCorrupt, IndexOutdated, Manifest,
                      SourceFile)
+from .readers import Extractor
 from .records import CHUNKS, OFFSETS, ChunkStore, ChunkWriter
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
@@ -145,6 +146,18 @@ class Index:
         if self._sources is None:
             self._sources = {f.doc: f for f in self.manifest.files}
         return self._sources.get(doc)
+
+    def text(self, doc: str) -> str:
+        """The text citations of `doc` index: the file itself for .txt/.md, else its stored text layer.
+
+        OSError when it cannot be read (a text file removed, or the generation pruned by a newer build)."""
+        source = self.source(doc)
+        if source is not None and source.layer:
+            return (self.folder / source.layer).read_text(encoding="utf-8")
+        try:
+            return read_text(self.corpus_root / doc)  # decoded exactly as it was for indexing
+        except SkippedFile as exc:
+            raise OSError(f"{doc}: {exc}") from None
 
 
 def _first_line(exc: BaseException) -> str:
@@ -362,15 +375,51 @@ def _file_ranges(manifest: Manifest) -> dict[str, tuple[SourceFile, int, int]]:
     return out
 
 
+def layer_name(sha256: str) -> str:
+    """File name of a document's text layer in a generation folder (content-addressed: reused while unchanged)."""
+    return f"layer-{sha256[:40]}.txt"
+
+
+def _reuse_layer(previous: Previous, source: SourceFile, building: Path) -> bool:
+    """Link (or copy) an unchanged document's text layer into the new generation; False if it is missing."""
+    if not source.layer:
+        return True
+    old = previous.index.folder / source.layer
+    try:
+        try:
+            os.link(old, building / source.layer)
+        except OSError:
+            shutil.copyfile(old, building / source.layer)
+    except OSError:
+        return False
+    return True
+
+
+def _write_layer(building: Path, name: str, text: str) -> None:
+    with open(building / name, "w", encoding="utf-8", newline="") as fh:
+        fh.write(text)
+
+
 def _collect(files: list[CorpusFile], previous: Previous | None, chunking: ChunkParams, writer: ChunkWriter,
-             postings: bm25_mod.PostingsBuilder, progress: Progress | None, warn: Warn | None) -> Collected:
-    """Read every file (or reuse its previous chunks when its content is unchanged), writing records as we go."""
+             postings: bm25_mod.PostingsBuilder, progress: Progress | None, warn: Warn | None,
+             building: Path, extractor: Extractor) -> Collected:
+    """Read every file (or reuse its previous chunks when its content is unchanged), writing records as we go.
+
+    PDF, HTML, DOCX and EPUB files are read by the extractor (a worker with a time limit) into a text layer stored
+    in the generation; a file skipped before with the same content is skipped again without reading it."""
     out = Collected()
     reusable = previous.files if previous is not None else {}
+    skipped_before = ({s.doc: s for s in previous.index.manifest.files if s.skipped and s.format != "text"}
+                      if previous is not None else {})
     for n, f in enumerate(files, 1):
         sha = _sha256(f.path)
         old = reusable.get(f.doc)
-        if old is not None and old[0].sha256 == sha:
+        was_skipped = skipped_before.get(f.doc)
+        if was_skipped is not None and was_skipped.sha256 == sha:
+            if warn:
+                warn(f"skipped {f.doc}: {was_skipped.skipped}")
+            out.sources.append(was_skipped.model_copy(update={"size": f.size, "mtime_ns": f.mtime_ns}))
+        elif old is not None and old[0].sha256 == sha and _reuse_layer(previous, old[0], building):
             source, lo, hi = old
             writer.copy(previous.index.records, lo, hi)
             postings.add_base(lo, hi)
@@ -380,14 +429,21 @@ def _collect(files: list[CorpusFile], previous: Previous | None, chunking: Chunk
             out.count += hi - lo
         else:
             try:
-                text = read_text(f.path)
+                extracted = extractor.read(f.path)
             except SkippedFile as exc:
                 if warn:
                     warn(f"skipped {f.doc}: {exc}")
+                fmt = readers.format_of(f.path) or "text"
                 out.sources.append(SourceFile(doc=f.doc, size=f.size, mtime_ns=f.mtime_ns, sha256=sha,
-                                              skipped=str(exc)))
+                                              skipped=str(exc), format=fmt))
                 continue
-            document = clean_document(f.doc, text)
+            document = clean_document(f.doc, extracted.text)
+            layer = None
+            if extracted.format != "text":
+                layer = layer_name(sha)
+                _write_layer(building, layer, extracted.text)
+                document = document.model_copy(update={k: getattr(extracted, k) or getattr(document, k)
+                                                       for k in ("title", "author", "date")})
             chunks = make_chunks(document, chunking)
             writer.add([c.model_dump() for c in chunks])
             postings.add_tokens([bm25_mod.tokenize(c.search_text) for c in chunks])
@@ -395,7 +451,8 @@ def _collect(files: list[CorpusFile], previous: Previous | None, chunking: Chunk
             out.hashes.append(np.array([c.hash for c in chunks], dtype=HASH_DTYPE))
             out.sources.append(SourceFile(doc=f.doc, size=f.size, mtime_ns=f.mtime_ns, sha256=sha,
                                           title=document.title, date=document.date, author=document.author,
-                                          chunks=len(chunks)))
+                                          chunks=len(chunks), format=extracted.format, layer=layer,
+                                          pages=extracted.pages))
             out.count += len(chunks)
         if progress:
             progress("reading", n, len(files))
@@ -491,9 +548,9 @@ def _write_generation(building: Path, root: Path, files: list[CorpusFile], previ
                       warn: Warn | None):
     """Write every file of a new generation into `building`, then rename it to its final gen- name."""
     postings = bm25_mod.PostingsBuilder(previous.index.bm25 if previous and previous.files else None)
-    with open(building / CHUNKS, "wb") as fh:
+    with open(building / CHUNKS, "wb") as fh, Extractor() as extractor:
         writer = ChunkWriter(fh)
-        collected = _collect(files, previous, chunking, writer, postings, progress, warn)
+        collected = _collect(files, previous, chunking, writer, postings, progress, warn, building, extractor)
     np.save(building / OFFSETS, writer.offsets())
     hashes = _concat(collected.hashes, HASH_DTYPE)
     np.save(building / HASHES, hashes)

@@ -13,7 +13,7 @@ import importlib
 # index code are imported (see preload.py).
 _EXPORTS = {
     "NO_ANSWER": "answering", "QAError": "answering", "answer": "answering", "corpus_path": "answering",
-    "open_index": "answering",
+    "document_text": "answering", "open_index": "answering",
     "Answer": "models", "AnswerError": "models", "AnswerGroup": "models", "Citation": "models", "Passage": "models",
     "Settings": "settings",
 }

@@ -120,15 +120,15 @@ def summarise(results: list[ItemResult]) -> dict:
     }
 
 
-def check_faithfulness(ans: Answer, root: Path, cache: dict[str, str]) -> list[str]:
-    """Citations whose offsets do not reproduce the passage (or span) from the original file."""
+def check_faithfulness(ans: Answer, index, cache: dict[str, str]) -> list[str]:
+    """Citations whose offsets do not reproduce the passage (or span) from the original file or its text layer."""
     bad = []
     for p in ans.passages:
         doc = p.citation.doc
         if doc not in cache:
             try:
-                cache[doc] = (root / doc).read_bytes().decode("utf-8")
-            except OSError:
+                cache[doc] = index.text(doc)
+            except (OSError, UnicodeDecodeError):
                 cache[doc] = ""
         text = cache[doc]
         ok = text[p.citation.start:p.citation.end] == p.text
@@ -163,7 +163,7 @@ def evaluate(items: list[GoldItem], index, settings, gold_name: str = "gold") ->
             continue
         results.append(score_item(item, ans))
         passages_checked += len(ans.passages)
-        unfaithful += check_faithfulness(ans, index.corpus_root, cache)
+        unfaithful += check_faithfulness(ans, index, cache)
     seconds = time.perf_counter() - t0
     config = {"mode": settings.mode, "rerank": settings.rerank, "fusion": settings.fusion,
               "dense_weight": settings.dense_weight, "candidates": settings.candidates,
