@@ -57,6 +57,12 @@ def build_parser() -> ArgParser:
 
     chat = sub.add_parser("chat", help="open the chat app")
     _common(chat)
+
+    text = sub.add_parser("text", help="print the text a document's citations index (a PDF's, HTML's, DOCX's or "
+                                       "EPUB's text layer; a .txt/.md file as it is)")
+    text.add_argument("doc", help="the document as citations name it (path relative to the corpus root)")
+    text.add_argument("--corpus", type=Path, action="append", metavar="DIR")
+    text.add_argument("--index-dir", type=Path, metavar="DIR")
     return parser
 
 
@@ -240,6 +246,16 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return run_eval_command(args, settings_from(args))
 
 
+def cmd_text(args: argparse.Namespace) -> int:
+    from .answering import document_text
+
+    index = _open(settings_from(args))
+    if index.source(args.doc) is None:
+        raise UsageError(f"{args.doc} is not in the index (documents are named relative to {index.corpus_root})")
+    sys.stdout.write(document_text(index, args.doc))
+    return 0
+
+
 def cmd_chat(args: argparse.Namespace) -> int:
     try:
         from tui.app import run_app
@@ -258,7 +274,7 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 argv = ["ask"]
         args = parser.parse_args(argv)
-        command = {"ask": cmd_ask, "index": cmd_index, "eval": cmd_eval, "chat": cmd_chat}[args.command]
+        command = {"ask": cmd_ask, "index": cmd_index, "eval": cmd_eval, "chat": cmd_chat, "text": cmd_text}[args.command]
         return command(args)
     except UsageError as exc:
         print(f"qa: error: {exc}", file=sys.stderr)

@@ -16,7 +16,7 @@ from textual.content import Content
 from textual.screen import Screen
 from textual.widgets import Footer, Header, Input, Static
 
-from qa import Answer, Passage, QAError, Settings, answer, corpus_path, open_index
+from qa import Answer, Passage, QAError, Settings, answer, corpus_path, document_text, open_index
 from qa.followup import expand_query, index_idf
 
 from .commands import QACommands
@@ -374,9 +374,9 @@ class QAChatApp(App[int]):
             return
         path = corpus_path(self.index, passage.citation.doc)
         try:
-            text = Path(path).read_text(encoding="utf-8")
-        except OSError as exc:
-            self.notify(f"cannot open {path}: {exc.strerror or exc}", severity="error")
+            text = document_text(self.index, passage.citation.doc)  # a PDF's, HTML's, ... text layer
+        except QAError as exc:
+            self.notify(str(exc), severity="error")
             return
         if text[passage.citation.start:passage.citation.end] != passage.text:
             self.notify(f"{passage.citation.doc} changed since it was indexed: the highlight may be off "
