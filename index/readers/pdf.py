@@ -44,7 +44,9 @@ def _lines(textpage) -> list[Line]:
         line = squash(raw.rstrip("\r"))
         if not line:
             continue
-        boxes = [textpage.get_charbox(i, loose=True) for i in range(lo, hi) if not text[i].isspace()]
+        ink = [i for i in range(lo, hi) if not text[i].isspace()]
+        # loose boxes span the font's ascent and descent: the first and last characters give the line's box
+        boxes = [textpage.get_charbox(i, loose=True) for i in {ink[0], ink[len(ink) // 2], ink[-1]}]
         out.append(Line(max(b[3] for b in boxes), min(b[1] for b in boxes), min(b[0] for b in boxes),
                         max(b[2] for b in boxes), line))
     return out
