@@ -259,3 +259,67 @@ def test_layout_rules():
     edges = [["Weekly Briefing", f"Page {i}"] for i in range(1, 5)]
     edges[2] = ["Weekly Briefing", "A line only once"]
     assert running_lines(edges) == {"weekly briefing", "page #"}
+
+
+def test_the_viewer_opens_a_pdf_passage_in_its_text_layer_with_the_page(mixed):
+    import asyncio
+
+    from qa import Settings, document_text, open_index
+    from tui.app import QAChatApp
+    from tui.viewer import DocumentScreen, DocView
+    from tui.widgets import AnswerCard, PassageItem
+
+    folder, index_dir = mixed
+    settings = Settings(corpus=[folder], index_dir=index_dir)
+    layer = document_text(open_index(settings), "report.pdf")
+
+    async def run() -> None:
+        app = QAChatApp(settings, warm_up=False)
+        async with app.run_test(size=(110, 40)) as pilot:
+            await app.workers.wait_for_complete()
+            app.chat.question_input.value = SAMPLE_QUESTION
+            await pilot.press("enter")
+            for _ in range(600):
+                await pilot.pause(0.1)
+                if app.chat.query(AnswerCard):
+                    break
+            await app.workers.wait_for_complete()
+            await pilot.pause()
+            await pilot.press("tab")
+            for _ in range(6):
+                await pilot.pause()
+                if isinstance(app.focused, PassageItem) and app.focused.passage.citation.doc == "report.pdf":
+                    break
+                await pilot.press("down")
+            passage = app.focused.passage
+            assert passage.citation.doc == "report.pdf"
+            await pilot.press("enter")
+            await pilot.pause(0.2)
+            assert isinstance(app.screen, DocumentScreen)
+            view = app.screen.query_one(DocView)
+            c = passage.citation
+            assert view.text == layer and view.text[c.start:c.end] == passage.text
+            assert c.line_start in view.visible_lines()
+            info = str(app.screen.query_one("#doc-info").content)
+            assert f"page {c.page}" in info and "PDF text layer" in info
+
+    asyncio.run(run())
+
+
+def test_an_entity_bomb_in_a_docx_is_not_expanded(tmp_path):
+    from index.readers import SkippedFile, extract
+
+    entities = '<!ENTITY lol0 "lol">' + "".join(
+        f'<!ENTITY lol{i} "{f"&lol{i - 1};" * 10}">' for i in range(1, 10))
+    xml = (f'<?xml version="1.0"?><!DOCTYPE w:document [{entities}]>'
+           '<w:document xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main"><w:body>'
+           '<w:p><w:r><w:t>&lol9;</w:t></w:r></w:p><w:p><w:r><w:t>Real text.</w:t></w:r></w:p></w:body></w:document>')
+    path = tmp_path / "laughs.docx"
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("word/document.xml", xml)
+    try:
+        text = extract(path).text
+    except SkippedFile as exc:
+        assert "DOCX" in str(exc)
+    else:
+        assert len(text) < 1000  # 10^9 "lol"s never materialise
