@@ -248,12 +248,37 @@ def test_a_file_that_outlasts_the_time_limit_is_skipped_and_reading_goes_on(tmp_
         assert "Istanbul" in ex.read(pdf).text  # a fresh worker reads the next file
 
 
+def test_pdf_line_end_hyphens_page_breaks_headers_and_page_numbers(tmp_path):
+    from reportlab.pdfgen import canvas
+
+    from index.readers import extract
+
+    path = tmp_path / "wrapped.pdf"
+    c = canvas.Canvas(str(path))
+    pages = [["The delegations resumed the nego-", "tiation in Istanbul, where Russia asked for a cap on the",
+              "size of the army. The talks went on for weeks and", "were then"],
+             ["broken off in April 2022.", "", "A new paragraph starts after a blank line."]]
+    for number, lines in enumerate(pages, 1):
+        c.drawString(72, 750, "Istanbul Talks · Briefing Notes")
+        for k, line in enumerate(lines):
+            c.drawString(72, 720 - 14 * k, line)
+        c.drawString(300, 40, str(number))
+        c.showPage()
+    c.save()
+    out = extract(path)
+    assert out.text == ("The delegations resumed the negotiation in Istanbul, where Russia asked for a cap on the size "
+                        "of the army. The talks went on for weeks and were then broken off in April 2022.\n"
+                        "A new paragraph starts after a blank line.\n")
+    assert out.pages == [0, out.text.index("broken off")]
+
+
 def test_layout_rules():
     from index.readers.layout import is_page_number, join_lines, running_lines
 
     assert join_lines(["the nego-", "tiation went on", "  for weeks"]) == "the negotiation went on for weeks"
     assert join_lines(["a well-", "Known case"]) == "a well- Known case"  # not a broken word
-    assert join_lines(["soft\u00ad", "ware"]) == "software"
+    assert join_lines(["soft\u00ad", "ware"]) == "software" and join_lines(["nego\x02", "tiation"]) == "negotiation"
+    assert join_lines(["a soft\u00adly hidden hyphen"]) == "a softly hidden hyphen"
     assert all(is_page_number(s) for s in ("12", "- 3 -", "Page 4 of 9", "iv", "p. 7"))
     assert not any(is_page_number(s) for s in ("12 troops", "Page one", "2022 talks"))
     edges = [["Weekly Briefing", f"Page {i}"] for i in range(1, 5)]

@@ -12,20 +12,24 @@ _HYPHEN_END = re.compile(r"(?<=[^\W\d_])[-\u00ad\u2010]$")
 
 
 def squash(s: str) -> str:
-    """One line of text: runs of spaces and other blanks made one space, ends trimmed."""
-    return _SPACE.sub(" ", s.replace("\u00ad", "").replace("\x02", "")).strip()
+    """One line of text: runs of blanks made one space, ends trimmed; a soft hyphen ending the line (PDFium writes
+    it as \\x02) becomes "-" for join_lines, one inside the line is dropped."""
+    s = _SPACE.sub(" ", s).strip()
+    if s.endswith(("\u00ad", "\x02")):
+        s = s[:-1] + "-"
+    return s.replace("\u00ad", "").replace("\x02", "").strip()
 
 
 def join_lines(lines: list[str]) -> str:
     """Lines of one paragraph as one line; a word hyphenated across a line end is joined back."""
     out = ""
     for raw in lines:
-        line = raw.strip()
+        line = squash(raw)
         if not line:
             continue
         if not out:
             out = line
-        elif (_HYPHEN_END.search(out) and line[:1].islower()) or out.endswith(("\u00ad", "\x02")):
+        elif _HYPHEN_END.search(out) and line[:1].islower():
             out = out[:-1] + line
         else:
             out += " " + line

@@ -12,6 +12,7 @@ from . import Extracted, read_head, sniff
 from .layout import is_running, join_lines, running_lines, squash
 
 _OPEN_END = re.compile(r"[^.!?…:;\"”’)\]]$")
+LIGATURES = {0xFB00: "ff", 0xFB01: "fi", 0xFB02: "fl", 0xFB03: "ffi", 0xFB04: "ffl", 0xFB05: "st", 0xFB06: "st"}
 MIN_CHARS_PER_PAGE = 10  # fewer characters on average: a scan without a text layer
 
 
@@ -30,23 +31,41 @@ class Line:
         return self.top - self.bottom
 
 
+def _chars(textpage, n: int) -> list[str]:
+    """The page's characters, one entry per character index (so boxes line up); ligatures spelled out."""
+    import pypdfium2.raw as pdfium_c
+
+    codes = [pdfium_c.FPDFText_GetUnicode(textpage.raw, i) for i in range(n)]
+    out = []
+    for i, u in enumerate(codes):
+        if 0xD800 <= u < 0xDC00 and i + 1 < n and 0xDC00 <= codes[i + 1] < 0xE000:
+            out.append(chr(0x10000 + ((u - 0xD800) << 10) + (codes[i + 1] - 0xDC00)))
+        elif 0xDC00 <= u < 0xE000 and i > 0 and 0xD800 <= codes[i - 1] < 0xDC00:
+            out.append("")  # the second half of a pair joined above
+        elif 0xD800 <= u < 0xE000 or u == 0 or u > 0x10FFFF:
+            out.append(" ")
+        else:
+            out.append(LIGATURES.get(u) or chr(u))
+    return out
+
+
 def _lines(textpage) -> list[Line]:
     """The page's lines in reading (content) order, each with the box of its characters at font size."""
     n = textpage.count_chars()
-    text = textpage.get_text_range(0, n) if n else ""
-    if len(text) != n:  # characters and text out of step: fall back to one box for the page
-        return [Line(0.0, 0.0, 0.0, 0.0, squash(t)) for t in text.splitlines() if squash(t)]
+    chars = _chars(textpage, n)
     out = []
-    pos = 0
-    for raw in text.split("\n"):
-        lo, hi = pos, pos + len(raw)
-        pos = hi + 1
-        line = squash(raw.rstrip("\r"))
-        if not line:
+    start = 0
+    for i in range(n + 1):
+        if i < n and chars[i] not in ("\r", "\n", "\x02"):
             continue
-        ink = [i for i in range(lo, hi) if not text[i].isspace()]
-        # loose boxes span the font's ascent and descent: the first and last characters give the line's box
-        boxes = [textpage.get_charbox(i, loose=True) for i in {ink[0], ink[len(ink) // 2], ink[-1]}]
+        # PDFium reports a hyphen ending a line as \x02 with no line break after it: end the line there
+        line = squash("".join(chars[start:i]) + ("-" if i < n and chars[i] == "\x02" else ""))
+        ink = [k for k in range(start, i) if chars[k].strip()]
+        start = i + 1
+        if not line or not ink:
+            continue
+        # loose boxes span the font's ascent and descent: a few characters give the line's box
+        boxes = [textpage.get_charbox(k, loose=True) for k in {ink[0], ink[len(ink) // 2], ink[-1]}]
         out.append(Line(max(b[3] for b in boxes), min(b[1] for b in boxes), min(b[0] for b in boxes),
                         max(b[2] for b in boxes), line))
     return out
