@@ -13,6 +13,7 @@ from .layout import is_running, join_lines, running_lines, squash
 
 _OPEN_END = re.compile(r"[^.!?…:;\"”’)\]]$")
 LIGATURES = {0xFB00: "ff", 0xFB01: "fi", 0xFB02: "fl", 0xFB03: "ffi", 0xFB04: "ffl", 0xFB05: "st", 0xFB06: "st"}
+_LIGATURE_CHARS = {chr(k): v for k, v in LIGATURES.items()} | {"\ufffe": "\x02"}  # get_text_range's line-end hyphen
 MIN_CHARS_PER_PAGE = 10  # fewer characters on average: a scan without a text layer
 
 
@@ -33,6 +34,9 @@ class Line:
 
 def _chars(textpage, n: int) -> list[str]:
     """The page's characters, one entry per character index (so boxes line up); ligatures spelled out."""
+    text = textpage.get_text_range(0, n) if n else ""
+    if len(text) == n:  # one UTF-16 unit per character index (the usual case; 2.5x faster than one call each)
+        return [_LIGATURE_CHARS.get(ch, ch) for ch in text]
     import pypdfium2.raw as pdfium_c
 
     codes = [pdfium_c.FPDFText_GetUnicode(textpage.raw, i) for i in range(n)]
