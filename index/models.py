@@ -78,6 +78,8 @@ class SourceFile(BaseModel):
         "text (.txt/.md: offsets index the file itself), pdf, html, docx or epub (offsets index the text layer)"))
     layer: str | None = Field(default=None, description="file name of the stored text layer in the generation folder")
     pages: list[int] | None = Field(default=None, description="PDF: offset in the text layer where each page begins")
+    reader_version: int | None = Field(default=None, description="non-text formats: version of the readers that "
+                                                                 "made the layer (a new version re-reads the file)")
 
     def page_range(self, start: int, end: int) -> tuple[int | None, int | None]:
         """1-based pages holding text-layer offsets [start, end) (PDF only; else None, None)."""

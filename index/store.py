@@ -195,6 +195,9 @@ def stale_reason(manifest: Manifest, root: Path, files: list[CorpusFile],
     if Path(manifest.corpus_root) != root:
         return f"corpus root changed ({manifest.corpus_root} -> {root})"
     known = {f.doc: f for f in manifest.files}
+    for f in manifest.files:
+        if f.format != "text" and f.reader_version != readers.READER_VERSION:
+            return f"the {f.format} reader changed ({f.doc})"
     current = {f.doc for f in files}
     for doc in sorted(set(known) - current):
         return f"{doc} was removed"
@@ -409,11 +412,14 @@ def _collect(files: list[CorpusFile], previous: Previous | None, chunking: Chunk
     in the generation; a file skipped before with the same content is skipped again without reading it."""
     out = Collected()
     reusable = previous.files if previous is not None else {}
-    skipped_before = ({s.doc: s for s in previous.index.manifest.files if s.skipped and s.format != "text"}
+    skipped_before = ({s.doc: s for s in previous.index.manifest.files
+                       if s.skipped and s.format != "text" and s.reader_version == readers.READER_VERSION}
                       if previous is not None else {})
     for n, f in enumerate(files, 1):
         sha = _sha256(f.path)
         old = reusable.get(f.doc)
+        if old is not None and old[0].format != "text" and old[0].reader_version != readers.READER_VERSION:
+            old = None  # made by another version of the readers: read it again
         was_skipped = skipped_before.get(f.doc)
         if was_skipped is not None and was_skipped.sha256 == sha:
             if warn:
@@ -435,7 +441,8 @@ def _collect(files: list[CorpusFile], previous: Previous | None, chunking: Chunk
                     warn(f"skipped {f.doc}: {exc}")
                 fmt = readers.format_of(f.path) or "text"
                 out.sources.append(SourceFile(doc=f.doc, size=f.size, mtime_ns=f.mtime_ns, sha256=sha,
-                                              skipped=str(exc), format=fmt))
+                                              skipped=str(exc), format=fmt,
+                                              reader_version=None if fmt == "text" else readers.READER_VERSION))
                 continue
             document = clean_document(f.doc, extracted.text)
             layer = None
@@ -452,7 +459,8 @@ def _collect(files: list[CorpusFile], previous: Previous | None, chunking: Chunk
             out.sources.append(SourceFile(doc=f.doc, size=f.size, mtime_ns=f.mtime_ns, sha256=sha,
                                           title=document.title, date=document.date, author=document.author,
                                           chunks=len(chunks), format=extracted.format, layer=layer,
-                                          pages=extracted.pages))
+                                          pages=extracted.pages,
+                                          reader_version=None if layer is None else readers.READER_VERSION))
             out.count += len(chunks)
         if progress:
             progress("reading", n, len(files))

@@ -176,6 +176,28 @@ def test_unchanged_documents_reuse_their_layers_and_an_edited_one_is_reread(mixe
     assert not (after.folder / old["memo.docx"].layer).exists()
 
 
+def test_a_new_reader_version_rereads_only_non_text_files(mixed, tmp_path, monkeypatch):
+    from index import readers
+    from qa import Settings, open_index
+
+    src_folder, src_index = mixed
+    folder, index_dir = tmp_path / "corpus", tmp_path / "index"
+    shutil.copytree(src_folder, folder)
+    shutil.copytree(src_index, index_dir)
+    settings = Settings(corpus=[folder], index_dir=index_dir)
+    before = open_index(settings)  # settles the moved root, reusing everything
+    monkeypatch.setattr(readers, "READER_VERSION", readers.READER_VERSION + 1)
+    messages = []
+    after = open_index(settings, progress=lambda stage, done, total: messages.append(stage))
+    assert after.folder != before.folder
+    versions = {s.doc: s.reader_version for s in after.manifest.files}
+    assert versions == {"report.pdf": readers.READER_VERSION, "saved page.html": readers.READER_VERSION,
+                        "memo.docx": readers.READER_VERSION, "book.epub": readers.READER_VERSION, "notes.md": None}
+    assert "embedding" not in messages  # same text again: every vector is reused by its chunk hash
+    for doc in versions:
+        assert after.text(doc) == before.text(doc)
+
+
 # --- bad files: skipped with one line naming the file and the reason ---------------------------------------------
 
 def _encrypted_pdf(path):
@@ -211,7 +233,7 @@ BAD_FILES = {
     "truncated.pdf": (lambda p: p.write_bytes(b"%PDF-1.4\n1 0 obj << /Type /Catalog >>\n"), "corrupt PDF"),
     "bomb.docx": (lambda p: _zip_bomb(p, "word/document.xml"), "zip bomb"),
     "bomb.epub": (lambda p: _zip_bomb(p, "OEBPS/ch1.xhtml"), "zip bomb"),
-    "really a pdf.epub": (lambda p: make_pdf(SEED["004"], p), "not a EPUB (the file is a PDF)"),
+    "really a pdf.epub": (lambda p: make_pdf(SEED["004"], p), "not an EPUB (the file is a PDF)"),
     "really text.docx": (lambda p: p.write_text("Just some notes, not a Word file.\n"), "not a DOCX"),
     "really a zip.html": (lambda p: make_epub(SEED["002"], p), "not HTML (the file is a zip archive)"),
     "menu only.html": (lambda p: p.write_text("<html><body><nav><a href='/'>Home</a> <a href='/a'>About</a></nav>"

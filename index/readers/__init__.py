@@ -21,8 +21,9 @@ MAX_RATIO = 200  # ... and no member of more than 1 MB may be compressed more th
 MAX_TEXT_CHARS = 20_000_000  # a text layer longer than this is refused
 TIMEOUT_SECONDS = 60.0  # per file, in the worker
 MEMORY_BYTES = 3 << 30  # the worker's address-space limit
+READER_VERSION = 1  # raise when a reader's output changes: indexes then re-read (only) their non-text files
 
-__all__ = ["FORMATS", "Extracted", "SkippedFile", "format_of", "extract", "Extractor"]
+__all__ = ["FORMATS", "READER_VERSION", "Extracted", "SkippedFile", "format_of", "extract", "Extractor"]
 
 
 class Extracted(BaseModel):

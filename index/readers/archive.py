@@ -10,11 +10,15 @@ from . import MAX_RATIO, MAX_UNZIPPED_BYTES, read_head, sniff
 MAX_MEMBERS = 20_000
 
 
+def _a(what: str) -> str:
+    return f"an {what}" if what[:1] in "AEIOU" else f"a {what}"
+
+
 def open_zip(path: Path, what: str) -> zipfile.ZipFile:
     """The archive, checked: a zip at all, few enough members, bounded expanded size and compression ratio."""
     head = read_head(path, 8)
     if not head.startswith(b"PK\x03\x04"):
-        raise SkippedFile(f"not a {what} (the file is {sniff(read_head(path))})")
+        raise SkippedFile(f"not {_a(what)} (the file is {sniff(read_head(path))})")
     try:
         z = zipfile.ZipFile(path)
     except (zipfile.BadZipFile, OSError, ValueError) as exc:
@@ -40,6 +44,6 @@ def read_member(z: zipfile.ZipFile, name: str, what: str) -> bytes:
     try:
         return z.read(name)
     except KeyError:
-        raise SkippedFile(f"not a {what} ({name} is missing)") from None
+        raise SkippedFile(f"not {_a(what)} ({name} is missing)") from None
     except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
         raise SkippedFile(f"corrupt {what} ({name}: {exc})") from None
