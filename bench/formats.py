@@ -6,7 +6,7 @@
 The five seeds become 000.html (in news-site boilerplate), 001.docx (with a table), 002.md, 003.pdf (running
 header, page numbers) and 004.txt (bench/make_formats.py). The gold file's document names are mapped by stem
 (003_….txt → 003_….pdf) into a copy, and `qa eval --compare --json` runs on both corpora: the same
-questions, answers and settings. Extraction speed is `index.readers.extract` in-process on each seed in each
+questions, answers and settings. Extraction speed is `index.formats.extract` in-process on each seed in each
 format (best of 3, CPU seconds of this process), plus the worker's start-up and first PDF once (wall time). Needs the `test` extra (reportlab, python-docx).
 """
 from __future__ import annotations
@@ -71,7 +71,7 @@ def run_eval(gold: Path, corpus: Path, index_dir: Path) -> list[dict]:
 
 def extraction_speed(work: Path, repeats: int = 3) -> dict[str, dict]:
     """Per format: ms per file (median seed), characters of text layer per second, over the five seeds."""
-    from index.readers import Extractor, extract
+    from index.formats import Extractor, extract
 
     out = {}
     seeds = sorted(SEEDS_DIR.glob("*.txt"))

@@ -78,7 +78,7 @@ class SourceFile(BaseModel):
         "text (.txt/.md: offsets index the file itself), pdf, html, docx or epub (offsets index the text layer)"))
     layer: str | None = Field(default=None, description="file name of the stored text layer in the generation folder")
     pages: list[int] | None = Field(default=None, description="PDF: offset in the text layer where each page begins")
-    reader_version: int | None = Field(default=None, description="non-text formats: version of the readers that "
+    extractor_version: int | None = Field(default=None, description="non-text formats: version of the extractors that "
                                                                  "made the layer (a new version re-reads the file)")
 
     def page_range(self, start: int, end: int) -> tuple[int | None, int | None]:

@@ -29,12 +29,12 @@ import numpy as np
 from pydantic import ValidationError
 
 from . import bm25 as bm25_mod
-from . import dense, readers
+from . import dense, formats
 from .chunk import make_chunks
 from .ingest import SkippedFile, clean_document, doc_name, find_files, read_text
 from .models import (FORMAT_VERSION, BM25Params, Chunk, ChunkParams, IndexCorrupt, IndexOutdated, Manifest,
                      SourceFile)
-from .readers import Extractor
+from .formats import Extractor
 from .records import CHUNKS, OFFSETS, ChunkStore, ChunkWriter
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
@@ -196,8 +196,8 @@ def stale_reason(manifest: Manifest, root: Path, files: list[CorpusFile],
         return f"corpus root changed ({manifest.corpus_root} -> {root})"
     known = {f.doc: f for f in manifest.files}
     for f in manifest.files:
-        if f.format != "text" and f.reader_version != readers.READER_VERSION:
-            return f"the {f.format} reader changed ({f.doc})"
+        if f.format != "text" and f.extractor_version != formats.EXTRACTOR_VERSION:
+            return f"the {f.format} extractor changed ({f.doc})"
     current = {f.doc for f in files}
     for doc in sorted(set(known) - current):
         return f"{doc} was removed"
@@ -413,13 +413,13 @@ def _collect(files: list[CorpusFile], previous: Previous | None, chunking: Chunk
     out = Collected()
     reusable = previous.files if previous is not None else {}
     skipped_before = ({s.doc: s for s in previous.index.manifest.files
-                       if s.skipped and s.format != "text" and s.reader_version == readers.READER_VERSION}
+                       if s.skipped and s.format != "text" and s.extractor_version == formats.EXTRACTOR_VERSION}
                       if previous is not None else {})
     for n, f in enumerate(files, 1):
         sha = _sha256(f.path)
         old = reusable.get(f.doc)
-        if old is not None and old[0].format != "text" and old[0].reader_version != readers.READER_VERSION:
-            old = None  # made by another version of the readers: read it again
+        if old is not None and old[0].format != "text" and old[0].extractor_version != formats.EXTRACTOR_VERSION:
+            old = None  # made by another version of the extractors: read it again
         was_skipped = skipped_before.get(f.doc)
         if was_skipped is not None and was_skipped.sha256 == sha:
             if warn:
@@ -439,10 +439,10 @@ def _collect(files: list[CorpusFile], previous: Previous | None, chunking: Chunk
             except SkippedFile as exc:
                 if warn:
                     warn(f"skipped {f.doc}: {exc}")
-                fmt = readers.format_of(f.path) or "text"
+                fmt = formats.format_of(f.path) or "text"
                 out.sources.append(SourceFile(doc=f.doc, size=f.size, mtime_ns=f.mtime_ns, sha256=sha,
                                               skipped=str(exc), format=fmt,
-                                              reader_version=None if fmt == "text" else readers.READER_VERSION))
+                                              extractor_version=None if fmt == "text" else formats.EXTRACTOR_VERSION))
                 continue
             document = clean_document(f.doc, extracted.text)
             layer = None
@@ -460,7 +460,7 @@ def _collect(files: list[CorpusFile], previous: Previous | None, chunking: Chunk
                                           title=document.title, date=document.date, author=document.author,
                                           chunks=len(chunks), format=extracted.format, layer=layer,
                                           pages=extracted.pages,
-                                          reader_version=None if layer is None else readers.READER_VERSION))
+                                          extractor_version=None if layer is None else formats.EXTRACTOR_VERSION))
             out.count += len(chunks)
         if progress:
             progress("reading", n, len(files))

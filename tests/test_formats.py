@@ -176,8 +176,8 @@ def test_unchanged_documents_reuse_their_layers_and_an_edited_one_is_reread(mixe
     assert not (after.folder / old["memo.docx"].layer).exists()
 
 
-def test_a_new_reader_version_rereads_only_non_text_files(mixed, tmp_path, monkeypatch):
-    from index import readers
+def test_a_new_extractor_version_rereads_only_non_text_files(mixed, tmp_path, monkeypatch):
+    from index import formats
     from qa import Settings, open_index
 
     src_folder, src_index = mixed
@@ -186,13 +186,13 @@ def test_a_new_reader_version_rereads_only_non_text_files(mixed, tmp_path, monke
     shutil.copytree(src_index, index_dir)
     settings = Settings(corpus=[folder], index_dir=index_dir)
     before = open_index(settings)  # settles the moved root, reusing everything
-    monkeypatch.setattr(readers, "READER_VERSION", readers.READER_VERSION + 1)
+    monkeypatch.setattr(formats, "EXTRACTOR_VERSION", formats.EXTRACTOR_VERSION + 1)
     messages = []
     after = open_index(settings, progress=lambda stage, done, total: messages.append(stage))
     assert after.folder != before.folder
-    versions = {s.doc: s.reader_version for s in after.manifest.files}
-    assert versions == {"report.pdf": readers.READER_VERSION, "saved page.html": readers.READER_VERSION,
-                        "memo.docx": readers.READER_VERSION, "book.epub": readers.READER_VERSION, "notes.md": None}
+    versions = {s.doc: s.extractor_version for s in after.manifest.files}
+    assert versions == {"report.pdf": formats.EXTRACTOR_VERSION, "saved page.html": formats.EXTRACTOR_VERSION,
+                        "memo.docx": formats.EXTRACTOR_VERSION, "book.epub": formats.EXTRACTOR_VERSION, "notes.md": None}
     assert "embedding" not in messages  # same text again: every vector is reused by its chunk hash
     for doc in versions:
         assert after.text(doc) == before.text(doc)
@@ -248,7 +248,7 @@ def test_bad_files_are_skipped_with_one_line_each(tmp_path, isolated_environment
     for name, (make, _) in BAD_FILES.items():
         make(folder / name)
     (folder / "good.txt").write_text("The Istanbul draft of 2022 capped Ukraine's army at 85,000 troops.\n")
-    r = run_qa(["index", str(folder), "--index-dir", str(tmp_path / "index")], isolated_environment)
+    r = run_qa(["index", str(folder), "--index-dir", str(tmp_path / "index")], isolated_environment, timeout=600)
     assert r.returncode == 0, r.stderr
     assert f"1 files, 1 chunks, {len(BAD_FILES)} skipped" in r.stdout
     assert "Traceback" not in r.stderr
@@ -260,7 +260,7 @@ def test_bad_files_are_skipped_with_one_line_each(tmp_path, isolated_environment
 
 
 def test_a_file_that_outlasts_the_time_limit_is_skipped_and_reading_goes_on(tmp_path):
-    from index.readers import Extractor, SkippedFile
+    from index.formats import Extractor, SkippedFile
 
     pdf = make_pdf(SEED["003"], tmp_path / "slow.pdf")
     with Extractor(timeout=0.001) as ex:  # no worker starts that fast: the limit always trips
@@ -273,7 +273,7 @@ def test_a_file_that_outlasts_the_time_limit_is_skipped_and_reading_goes_on(tmp_
 def test_pdf_line_end_hyphens_page_breaks_headers_and_page_numbers(tmp_path):
     from reportlab.pdfgen import canvas
 
-    from index.readers import extract
+    from index.formats import extract
 
     path = tmp_path / "wrapped.pdf"
     c = canvas.Canvas(str(path))
@@ -295,7 +295,7 @@ def test_pdf_line_end_hyphens_page_breaks_headers_and_page_numbers(tmp_path):
 
 
 def test_layout_rules():
-    from index.readers.layout import is_page_number, join_lines, running_lines
+    from index.formats.layout import is_page_number, join_lines, running_lines
 
     assert join_lines(["the nego-", "tiation went on", "  for weeks"]) == "the negotiation went on for weeks"
     assert join_lines(["a well-", "Known case"]) == "a well- Known case"  # not a broken word
@@ -354,7 +354,7 @@ def test_the_viewer_opens_a_pdf_passage_in_its_text_layer_with_the_page(mixed):
 
 
 def test_an_entity_bomb_in_a_docx_is_not_expanded(tmp_path):
-    from index.readers import SkippedFile, extract
+    from index.formats import SkippedFile, extract
 
     entities = '<!ENTITY lol0 "lol">' + "".join(
         f'<!ENTITY lol{i} "{f"&lol{i - 1};" * 10}">' for i in range(1, 10))

@@ -1,6 +1,6 @@
 """Read non-text files in a worker process, one at a time, each under a time and memory limit.
 
-The worker is `python -m index.readers.worker`: it reads one JSON path a line on stdin and answers one JSON line
+The worker is `python -m index.formats.worker`: it reads one JSON path a line on stdin and answers one JSON line
 (`{"ok": Extracted}` or `{"skip": reason}`). A file that outlasts the time limit gets the worker killed (and a new
 one started for the next file); a crash of the worker skips only the file it was reading.
 """
@@ -47,7 +47,7 @@ class Extractor:
             raise SkippedFile(f"reading took longer than {self.timeout:g} s")
         if not line:
             self.close()
-            raise SkippedFile("the reader crashed on it")
+            raise SkippedFile("the extractor crashed on it")
         reply = json.loads(line)
         if "skip" in reply:
             raise SkippedFile(reply["skip"])
@@ -59,7 +59,7 @@ class Extractor:
             root = str(Path(__file__).resolve().parents[2])
             env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
             self._proc = subprocess.Popen(
-                [sys.executable, "-m", "index.readers.worker", str(self.memory)], stdin=subprocess.PIPE,
+                [sys.executable, "-m", "index.formats.worker", str(self.memory)], stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, encoding="utf-8", env=env)
         return self._proc
 
@@ -96,7 +96,7 @@ def serve(memory: int) -> None:
         except SkippedFile as exc:
             reply = {"skip": str(exc)}
         except MemoryError:
-            reply = {"skip": "needs more memory than the reader may use"}
+            reply = {"skip": "needs more memory than extraction may use"}
         except RecursionError:
             reply = {"skip": "nested too deeply to read"}
         except Exception as exc:  # a library's own error on a malformed file: skip the file, keep serving

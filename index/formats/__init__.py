@@ -1,4 +1,4 @@
-"""Readers that turn a file into the text the index searches, with a map back to the source.
+"""Format extractors that turn a file into the text the index searches, with a map back to the source.
 
 `.txt` and `.md` are read as they are (offsets index the file itself). PDF, HTML, DOCX and EPUB become a *text
 layer*: plain text, one paragraph a line, that the index stores beside its records and that citations index.
@@ -21,9 +21,9 @@ MAX_RATIO = 200  # ... and no member of more than 1 MB may be compressed more th
 MAX_TEXT_CHARS = 20_000_000  # a text layer longer than this is refused
 TIMEOUT_SECONDS = 60.0  # per file, in the worker
 MEMORY_BYTES = 3 << 30  # the worker's address-space limit
-READER_VERSION = 1  # raise when a reader's output changes: indexes then re-read (only) their non-text files
+EXTRACTOR_VERSION = 1  # raise when a format's text layer changes: indexes re-read (only) their non-text files
 
-__all__ = ["FORMATS", "READER_VERSION", "Extracted", "SkippedFile", "format_of", "extract", "Extractor"]
+__all__ = ["FORMATS", "EXTRACTOR_VERSION", "Extracted", "SkippedFile", "format_of", "extract", "Extractor"]
 
 
 class Extracted(BaseModel):
@@ -38,7 +38,7 @@ class Extracted(BaseModel):
 
 
 def format_of(path: Path) -> str | None:
-    """The reader a file name asks for, or None for a file the index does not read."""
+    """The format a file name asks for, or None for a file the index does not read."""
     return FORMATS.get(path.suffix.lower())
 
 

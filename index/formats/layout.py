@@ -1,4 +1,4 @@
-"""Pure text rules shared by the readers: paragraphs, de-hyphenation, running headers and page numbers."""
+"""Pure text rules shared by the format extractors: paragraphs, de-hyphenation, running headers and page numbers."""
 from __future__ import annotations
 
 import re
