@@ -28,7 +28,7 @@ QA_BIN = Path(sys.executable).parent / "qa"
 LAYOUT = {"000": ".html", "001": ".docx", "002": ".md", "003": ".pdf", "004": ".txt"}
 MAKERS = {".pdf": make_pdf, ".html": make_html, ".docx": make_docx, ".epub": make_epub}
 METRICS = [("hit@1", "hit_at_1"), ("hit@3", "hit_at_3"), ("hit@5", "hit_at_5"), ("MRR@5", "mrr_at_5"),
-           ("doc recall@5", "doc_recall_at_5"), ("span hit@1", "span_hit_at_1"),
+           ("doc recall@5", "doc_recall_at_5"), ("span hit@1", "span_hit_at_1"), ("span EM", "span_em"), ("span F1", "span_f1"),
            ("abstain recall", "abstain_recall"), ("false abstain", "false_abstain_rate"),
            ("faithfulness", "faithfulness")]
 
@@ -123,16 +123,17 @@ def main(argv: list[str] | None = None) -> int:
             text = run_eval(args.gold, text_corpus, work / "index-text")
             mixed = run_eval(gold, work / "mixed", work / "index-mixed")
             results["eval"] = {"text": text, "mixed": mixed, "layout": names}
-            configs = ["bm25", "dense", "hybrid", "hybrid+rerank"]
+            configs = [r["config"]["mode"] + ("+rerank" if r["config"]["rerank"] else "")
+                       + ("+reader" if r["config"].get("reader") else "") for r in text]
             print(f"\n{'':16}" + "".join(f"{c:>15}" for c in configs) + "   (text-only / mixed formats)")
             for label, key in METRICS:
                 cells = []
                 for t, m in zip(text, mixed):
-                    a, b = t[key], m[key]
+                    a, b = t.get(key), m.get(key)
                     cells.append("      n/a" if a is None or b is None else f"{a:.3f} / {b:.3f}")
                 print(f"{label:16}" + "".join(f"{c:>15}" for c in cells))
             delta = mixed[-1]["hit_at_1"] - text[-1]["hit_at_1"]
-            print(f"\nhybrid+rerank hit@1 mixed - text = {delta:+.3f}; unfaithful: {mixed[-1]['unfaithful'][:5]}")
+            print(f"\n{configs[-1]} hit@1 mixed - text = {delta:+.3f}; unfaithful: {mixed[-1]['unfaithful'][:5]}")
     if args.out:
         args.out.write_text(json.dumps(results, indent=1, ensure_ascii=False), encoding="utf-8")
     return 0
