@@ -57,7 +57,7 @@ def pdf_page_texts(path) -> list[str]:
 def test_sample_question_is_answered_from_the_pdf_with_its_page(mixed, isolated_environment):
     folder, index_dir = mixed
     reply = ask(SAMPLE_QUESTION, folder, index_dir, isolated_environment)
-    assert reply["answered"] and reply["answer"] == "85,000"
+    assert reply["answered"] and "85,000" in reply["answer"]
     cited = [p for p in reply["passages"] if p["citation"]["doc"] == "report.pdf" and "85,000" in p["text"]]
     assert cited, [p["citation"]["doc"] for p in reply["passages"]]
     pages = pdf_page_texts(folder / "report.pdf")
@@ -79,7 +79,7 @@ def test_html_is_answered_from_the_article_and_never_cites_boilerplate(tmp_path,
     make_html(SEED["000"], folder / "article.html", author="Matthew Luxmoore", date="2025-11-29")
     index_dir = tmp_path / "index"
     reply = ask(SAMPLE_QUESTION, folder, index_dir, isolated_environment)
-    assert reply["answered"] and reply["answer"] == "85,000"
+    assert reply["answered"] and "85,000" in reply["answer"]
     top = reply["passages"][0]
     assert top["citation"]["doc"] == "article.html" and top["citation"]["format"] == "html"
     assert top["citation"]["author"] == "Matthew Luxmoore" and top["citation"]["date"] == "2025-11-29"
