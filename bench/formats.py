@@ -125,13 +125,13 @@ def main(argv: list[str] | None = None) -> int:
             results["eval"] = {"text": text, "mixed": mixed, "layout": names}
             configs = [r["config"]["mode"] + ("+rerank" if r["config"]["rerank"] else "")
                        + ("+reader" if r["config"].get("reader") else "") for r in text]
-            print(f"\n{'':16}" + "".join(f"{c:>15}" for c in configs) + "   (text-only / mixed formats)")
+            print(f"\n{'':16}" + "".join(f"{c:>22}" for c in configs) + "   (text-only / mixed formats)")
             for label, key in METRICS:
                 cells = []
                 for t, m in zip(text, mixed):
                     a, b = t.get(key), m.get(key)
                     cells.append("      n/a" if a is None or b is None else f"{a:.3f} / {b:.3f}")
-                print(f"{label:16}" + "".join(f"{c:>15}" for c in cells))
+                print(f"{label:16}" + "".join(f"{c:>22}" for c in cells))
             delta = mixed[-1]["hit_at_1"] - text[-1]["hit_at_1"]
             print(f"\n{configs[-1]} hit@1 mixed - text = {delta:+.3f}; unfaithful: {mixed[-1]['unfaithful'][:5]}")
     if args.out:
