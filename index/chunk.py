@@ -16,6 +16,10 @@ _TERMINAL = re.compile(r"[.!?…]+[\"'”’)\]]*")
 _LIST_ITEM = re.compile(r"[ \t]*(?:[-–—•*]\s|\d{1,3}[.)]\s|[a-z][.)]\s|\(\w{1,3}\)\s)")
 _LINE_END_PUNCT = re.compile(r"[.!?…:;][\"'”’)\]]*\s*$")
 _STARTER = re.compile(r"[\"'“‘(\[]*[A-Z0-9]")
+_NON_SPACE = re.compile(r"\S")
+_INITIAL = re.compile(r"[a-z]")
+_DOTTED = re.compile(r"(?:[a-z]\.)+[a-z]")
+_MARKER = re.compile(r"\d{1,3}|[a-z]")
 MAX_SENTENCE_CHARS = 1500
 
 
@@ -41,11 +45,11 @@ def _is_boundary(text: str, punct_start: int, punct_end: int, line_start: int) -
             return not text[j].isdigit()  # "No. 5" but "said no. Wait"
         if word in ABBREVIATIONS or word.rstrip(".") in ABBREVIATIONS:
             return False
-        if re.fullmatch(r"[a-z]", word):  # an initial: "J. Smith"
+        if _INITIAL.fullmatch(word):  # an initial: "J. Smith"
             return False
-        if re.fullmatch(r"(?:[a-z]\.)+[a-z]", word):  # "U.S", "e.g"
+        if _DOTTED.fullmatch(word):  # "U.S", "e.g"
             return False
-        if re.fullmatch(r"\d{1,3}|[a-z]", word) and not text[line_start:k].strip():
+        if _MARKER.fullmatch(word) and not text[line_start:k].strip():
             return False  # a list marker: "6. The size ..."
     return True
 
@@ -88,18 +92,20 @@ def split_sentences(text: str, start: int = 0, end: int | None = None, wrapped: 
         i = pos
         while i < line_end:
             if sent_start is None:
-                if text[i].isspace():
-                    i += 1
-                    continue
-                sent_start = i
-            m = _TERMINAL.match(text, i)
-            if m and m.end() <= line_end:
-                if _is_boundary(text, m.start(), m.end(), line_start):
-                    out.append((sent_start, m.end()))
-                    sent_start = None
-                i = m.end()
-            else:
-                i += 1
+                first = _NON_SPACE.search(text, i, line_end)
+                if first is None:
+                    break
+                sent_start = i = first.start()
+            # jump to the next terminal punctuation (a regex search, not a test at every character)
+            m = _TERMINAL.search(text, i, line_end)
+            if m is None:
+                break
+            if m.end() == line_end and _TERMINAL.match(text, m.start()).end() > line_end:
+                break  # a run of terminal marks cut by the block's end ends no sentence
+            if _is_boundary(text, m.start(), m.end(), line_start):
+                out.append((sent_start, m.end()))
+                sent_start = None
+            i = m.end()
         if nl == -1:
             break
         next_start = nl
@@ -172,6 +178,7 @@ def make_chunks(document: Document, params: ChunkParams, first_id: int = 0) -> l
     clean = visible_text(document)
     text = document.text
     chunks: list[Chunk] = []
+    line, counted_to = 1, 0  # newlines are counted once, forward (chunk starts only grow), not from 0 per chunk
     for sentences in document_sentences(document, clean):
         i = 0
         while i < len(sentences):
@@ -180,6 +187,8 @@ def make_chunks(document: Document, params: ChunkParams, first_id: int = 0) -> l
                 j += 1
             start, end = sentences[i][0], sentences[j - 1][1]
             search_text = " ".join(clean[start:end].split())
+            line += text.count("\n", counted_to, start)
+            counted_to = start
             chunks.append(Chunk(
                 id=first_id + len(chunks),
                 doc=document.doc,
@@ -187,7 +196,7 @@ def make_chunks(document: Document, params: ChunkParams, first_id: int = 0) -> l
                 end=end,
                 text=text[start:end],
                 search_text=search_text,
-                line_start=text.count("\n", 0, start) + 1,
+                line_start=line,
                 sentences=sentences[i:j],
                 hash=hashlib.sha1(search_text.encode()).hexdigest(),
             ))

@@ -74,6 +74,8 @@ class SourceFile(BaseModel):
     author: str | None = None
     chunks: int = 0
     skipped: str | None = Field(default=None, description="why the file was not indexed, if it was not")
+    ctime_ns: int | None = Field(default=None, description="with size, mtime and inode: the change-detection stamp")
+    inode: int | None = None
     format: str = Field(default="text", description=(
         "text (.txt/.md: offsets index the file itself), pdf, html, docx or epub (offsets index the text layer)"))
     layer: str | None = Field(default=None, description="file name of the stored text layer in the generation folder")
@@ -106,3 +108,5 @@ class Manifest(BaseModel):
         "of loading sentence-transformers); the other chunks' vectors are sentence-transformers'"))
     built_at: str
     build_seconds: float
+    started_ns: int = Field(default=0, description="when the build began (ns since the epoch): files stamped within "
+                                                   "the racy window of it are always hashed by the stale check")

@@ -31,7 +31,7 @@ from pydantic import ValidationError
 from . import bm25 as bm25_mod
 from . import dense, formats
 from .chunk import make_chunks
-from .ingest import SkippedFile, clean_document, doc_name, find_files, read_text
+from .ingest import SkippedFile, clean_document, decode_text, doc_name, find_files, read_text
 from .models import (FORMAT_VERSION, BM25Params, Chunk, ChunkParams, IndexCorrupt, IndexOutdated, Manifest,
                      SourceFile)
 from .formats import Extractor
@@ -44,8 +44,12 @@ ONNX_FLAGS = "vectors_onnx.npy"
 ONNX_REEMBED_MAX = 256  # a rebuild with at most this many new chunks embeds them with the ONNX twin
 EMBED_STEP = 64  # texts per encode call (and per progress tick)
 HASH_DTYPE = "S40"  # sha1 hex of a chunk's search_text
+BIG_FILE = 1 << 20  # files at least this large get a progress line of their own before they are read
+RACY_NS = 2_000_000_000  # coarsest common timestamp granularity (FAT: 2 s): a file changed this close to a build
+#                          may have been changed again within the same tick, so its content is always compared
 
-__all__ = ["IndexCorrupt", "IndexOutdated", "Index", "build_index", "load_index", "read_manifest", "scan_corpus", "stale_reason"]
+__all__ = ["IndexCorrupt", "IndexOutdated", "Index", "build_index", "load_index", "nothing_to_search", "read_manifest",
+           "scan_corpus", "stale_reason"]
 
 
 @dataclass
@@ -56,6 +60,8 @@ class CorpusFile:
     doc: str
     size: int
     mtime_ns: int
+    ctime_ns: int = 0
+    inode: int = 0
 
 
 @dataclass
@@ -169,23 +175,50 @@ def scan_corpus(paths: list[Path]) -> tuple[Path, list[CorpusFile]]:
     root, files = find_files(paths)
     out = []
     for p in files:
-        st = p.stat()
+        try:
+            st = p.stat()
+        except OSError:  # removed since it was listed: not part of the corpus any more
+            continue
         doc = doc_name(p, root)
-        out.append(CorpusFile(path=p, doc=doc, size=st.st_size, mtime_ns=st.st_mtime_ns))
+        out.append(CorpusFile(path=p, doc=doc, size=st.st_size, mtime_ns=st.st_mtime_ns, ctime_ns=st.st_ctime_ns,
+                              inode=st.st_ino))
     return root, out
 
 
-def _sha256(path: Path) -> str:
+def _sha256(path: Path) -> str | None:
+    """The file's SHA-256, or None when it cannot be read (it then counts as changed)."""
     h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
+    try:
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+    except OSError:
+        return None
     return h.hexdigest()
 
 
+def content_may_differ(old: SourceFile, f: CorpusFile, racy_from_ns: int) -> bool:
+    """Whether a file whose size is unchanged must be hashed to know if its content changed.
+
+    The rule: size, mtime, ctime and inode all as recorded means unchanged, unless the file's mtime or ctime falls
+    within RACY_NS of the start of the build that recorded it (a second change inside the same timestamp tick would
+    leave every stamp as it was). Copies that keep the mtime (`cp -p`, `rsync -t`, a restored backup) still change
+    the ctime or the inode, which no tool can set back.
+    """
+    if old.ctime_ns is None or old.inode is None:
+        return True  # recorded before ctime and inode were: compare content
+    if (old.mtime_ns, old.ctime_ns, old.inode) != (f.mtime_ns, f.ctime_ns, f.inode):
+        return True
+    return racy_from_ns > 0 and max(f.mtime_ns, f.ctime_ns) >= racy_from_ns - RACY_NS
+
+
 def stale_reason(manifest: Manifest, root: Path, files: list[CorpusFile],
-                 chunking: ChunkParams, bm25: BM25Params) -> str | None:
-    """Why the index no longer matches the corpus or settings, or None when it does."""
+                 chunking: ChunkParams, bm25: BM25Params, verify: bool = False) -> str | None:
+    """Why the index no longer matches the corpus or settings, or None when it does.
+
+    A file counts as changed when its size differs, or when content_may_differ and its SHA-256 differs (`verify`
+    hashes every file).
+    """
     if manifest.format_version != FORMAT_VERSION:
         return f"index format {manifest.format_version} != {FORMAT_VERSION}"
     if manifest.model_name != dense.MODEL_NAME or manifest.model_dim != dense.MODEL_DIM:
@@ -194,6 +227,8 @@ def stale_reason(manifest: Manifest, root: Path, files: list[CorpusFile],
         return "chunking or BM25 parameters changed"
     if Path(manifest.corpus_root) != root:
         return f"corpus root changed ({manifest.corpus_root} -> {root})"
+    if any(f.ctime_ns is None for f in manifest.files if f.skipped is None):
+        return "index predates ctime and inode stamps"  # a refresh reuses every chunk and records them
     known = {f.doc: f for f in manifest.files}
     for f in manifest.files:
         if f.format != "text" and f.extractor_version != formats.EXTRACTOR_VERSION:
@@ -207,7 +242,7 @@ def stale_reason(manifest: Manifest, root: Path, files: list[CorpusFile],
             return f"{f.doc} was added"
         if old.size != f.size:
             return f"{f.doc} changed"
-        if old.mtime_ns != f.mtime_ns and old.sha256 != _sha256(f.path):
+        if (verify or content_may_differ(old, f, manifest.started_ns)) and old.sha256 != _sha256(f.path):
             return f"{f.doc} changed"
     return None
 
@@ -403,20 +438,69 @@ def _write_layer(building: Path, name: str, text: str) -> None:
         fh.write(text)
 
 
+def _read_stable(f: CorpusFile) -> tuple[bytes, os.stat_result]:
+    """The file's bytes and its stat, read again once if it changed while being read.
+
+    OSError when it vanished or cannot be read; _Unsettled when it kept changing.
+    """
+    for _ in range(2):
+        before = f.path.stat()
+        data = f.path.read_bytes()
+        after = f.path.stat()
+        if (before.st_size, before.st_mtime_ns, before.st_ino) == (after.st_size, after.st_mtime_ns, after.st_ino) \
+                and len(data) == before.st_size:
+            return data, before
+    raise _Unsettled("it changed while being read")
+
+
+class _Unsettled(Exception):
+    """A file that kept changing while the build read it."""
+
+
 def _collect(files: list[CorpusFile], previous: Previous | None, chunking: ChunkParams, writer: ChunkWriter,
              postings: bm25_mod.PostingsBuilder, progress: Progress | None, warn: Warn | None,
              building: Path, extractor: Extractor) -> Collected:
     """Read every file (or reuse its previous chunks when its content is unchanged), writing records as we go.
 
+    Each file is read once (its hash and its text come from the same bytes). A file removed during the build is
+    left out with a warning; one that keeps changing while read is recorded as skipped, so the next run reads it.
     PDF, HTML, DOCX and EPUB files are read by the extractor (a worker with a time limit) into a text layer stored
-    in the generation; a file skipped before with the same content is skipped again without reading it."""
+    in the generation, and count as changed while read when their stamps moved during extraction; a file skipped
+    before with the same content is skipped again without extracting it.
+    """
     out = Collected()
     reusable = previous.files if previous is not None else {}
     skipped_before = ({s.doc: s for s in previous.index.manifest.files
                        if s.skipped and s.format != "text" and s.extractor_version == formats.EXTRACTOR_VERSION}
                       if previous is not None else {})
     for n, f in enumerate(files, 1):
-        sha = _sha256(f.path)
+        if progress and f.size >= BIG_FILE:
+            progress(f"reading {f.doc} ({f.size / 1e6:.1f} MB)", n - 1, len(files))
+        try:
+            data, st = _read_stable(f)
+        except (FileNotFoundError, NotADirectoryError) as exc:  # removed (or its folder replaced) since the scan
+            if warn:
+                warn(f"skipped {f.doc}: it could not be read during the build ({exc.strerror or exc})")
+            if progress:
+                progress("reading", n, len(files))
+            continue
+        except OSError as exc:  # there but unreadable: recorded, so it is not taken for a new file every time
+            if warn:
+                warn(f"skipped {f.doc}: unreadable ({exc.strerror or exc})")
+            out.sources.append(SourceFile(doc=f.doc, size=f.size, mtime_ns=f.mtime_ns, ctime_ns=f.ctime_ns,
+                                          inode=f.inode, sha256="", skipped=f"unreadable ({exc.strerror or exc})"))
+            if progress:
+                progress("reading", n, len(files))
+            continue
+        except _Unsettled as exc:
+            if warn:
+                warn(f"skipped {f.doc}: {exc}; it will be read again next time")
+            out.sources.append(SourceFile(doc=f.doc, size=-1, mtime_ns=f.mtime_ns, sha256="", skipped=str(exc)))
+            if progress:
+                progress("reading", n, len(files))
+            continue
+        sha = hashlib.sha256(data).hexdigest()
+        stamps = {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "ctime_ns": st.st_ctime_ns, "inode": st.st_ino}
         old = reusable.get(f.doc)
         if old is not None and old[0].format != "text" and old[0].extractor_version != formats.EXTRACTOR_VERSION:
             old = None  # made by another version of the extractors: read it again
@@ -424,26 +508,43 @@ def _collect(files: list[CorpusFile], previous: Previous | None, chunking: Chunk
         if was_skipped is not None and was_skipped.sha256 == sha:
             if warn:
                 warn(f"skipped {f.doc}: {was_skipped.skipped}")
-            out.sources.append(was_skipped.model_copy(update={"size": f.size, "mtime_ns": f.mtime_ns}))
+            out.sources.append(was_skipped.model_copy(update=stamps))
         elif old is not None and old[0].sha256 == sha and _reuse_layer(previous, old[0], building):
             source, lo, hi = old
             writer.copy(previous.index.records, lo, hi)
             postings.add_base(lo, hi)
             out.old_rows.append(np.arange(lo, hi, dtype=np.int64))
             out.hashes.append(previous.hashes[lo:hi])
-            out.sources.append(source.model_copy(update={"size": f.size, "mtime_ns": f.mtime_ns}))
+            out.sources.append(source.model_copy(update=stamps))
             out.count += hi - lo
         else:
             try:
-                extracted = extractor.read(f.path)
+                if formats.format_of(f.path) in (None, "text"):
+                    extracted = formats.Extracted(text=decode_text(data), format="text")
+                else:
+                    extracted = extractor.read(f.path)
+                    after = f.path.stat()
+                    if (after.st_size, after.st_mtime_ns, after.st_ino) != (st.st_size, st.st_mtime_ns, st.st_ino):
+                        raise _Unsettled("it changed while being read")
             except SkippedFile as exc:
                 if warn:
                     warn(f"skipped {f.doc}: {exc}")
                 fmt = formats.format_of(f.path) or "text"
-                out.sources.append(SourceFile(doc=f.doc, size=f.size, mtime_ns=f.mtime_ns, sha256=sha,
-                                              skipped=str(exc), format=fmt,
-                                              extractor_version=None if fmt == "text" else formats.EXTRACTOR_VERSION))
+                out.sources.append(SourceFile(doc=f.doc, sha256=sha, skipped=str(exc), format=fmt,
+                                              extractor_version=None if fmt == "text" else formats.EXTRACTOR_VERSION,
+                                              **stamps))
+                if progress:
+                    progress("reading", n, len(files))
                 continue
+            except (_Unsettled, OSError) as exc:  # changed or removed while the extractor read it
+                reason = str(exc) if isinstance(exc, _Unsettled) else "it could not be read during the build"
+                if warn:
+                    warn(f"skipped {f.doc}: {reason}; it will be read again next time")
+                out.sources.append(SourceFile(doc=f.doc, size=-1, mtime_ns=f.mtime_ns, sha256="", skipped=reason))
+                if progress:
+                    progress("reading", n, len(files))
+                continue
+            del data
             document = clean_document(f.doc, extracted.text)
             layer = None
             if extracted.format != "text":
@@ -456,11 +557,11 @@ def _collect(files: list[CorpusFile], previous: Previous | None, chunking: Chunk
             postings.add_tokens([bm25_mod.tokenize(c.search_text) for c in chunks])
             out.old_rows.append(np.full(len(chunks), -1, dtype=np.int64))
             out.hashes.append(np.array([c.hash for c in chunks], dtype=HASH_DTYPE))
-            out.sources.append(SourceFile(doc=f.doc, size=f.size, mtime_ns=f.mtime_ns, sha256=sha,
-                                          title=document.title, date=document.date, author=document.author,
-                                          chunks=len(chunks), format=extracted.format, layer=layer,
-                                          pages=extracted.pages,
-                                          extractor_version=None if layer is None else formats.EXTRACTOR_VERSION))
+            out.sources.append(SourceFile(doc=f.doc, sha256=sha, title=document.title, date=document.date,
+                                          author=document.author, chunks=len(chunks), format=extracted.format,
+                                          layer=layer, pages=extracted.pages,
+                                          extractor_version=None if layer is None else formats.EXTRACTOR_VERSION,
+                                          **stamps))
             out.count += len(chunks)
         if progress:
             progress("reading", n, len(files))
@@ -534,6 +635,7 @@ def build_index(paths: list[Path], index_dir: Path, chunking: ChunkParams, bm25_
                 progress: Progress | None = None, warn: Warn | None = None) -> tuple[Index, float]:
     """Build (reusing unchanged files' chunks and embeddings) and switch to it; returns the index and seconds."""
     t0 = time.perf_counter()
+    started_ns = time.time_ns()
     root, files = scan_corpus(paths)
     with build_lock(index_dir):
         previous = _load_previous(index_dir, chunking, bm25_params)  # again under the lock: another build may have won
@@ -541,7 +643,7 @@ def build_index(paths: list[Path], index_dir: Path, chunking: ChunkParams, bm25_
         building.mkdir()
         try:
             generation, manifest, bm25, faiss_index = _write_generation(
-                building, root, files, previous, chunking, bm25_params, t0, progress, warn)
+                building, root, files, previous, chunking, bm25_params, t0, progress, warn, started_ns)
         except BaseException:
             shutil.rmtree(building, ignore_errors=True)
             raise
@@ -553,7 +655,7 @@ def build_index(paths: list[Path], index_dir: Path, chunking: ChunkParams, bm25_
 
 def _write_generation(building: Path, root: Path, files: list[CorpusFile], previous: Previous | None,
                       chunking: ChunkParams, bm25_params: BM25Params, t0: float, progress: Progress | None,
-                      warn: Warn | None):
+                      warn: Warn | None, started_ns: int = 0):
     """Write every file of a new generation into `building`, then rename it to its final gen- name."""
     postings = bm25_mod.PostingsBuilder(previous.index.bm25 if previous and previous.files else None)
     with open(building / CHUNKS, "wb") as fh, Extractor() as extractor:
@@ -576,10 +678,27 @@ def _write_generation(building: Path, root: Path, files: list[CorpusFile], previ
         corpus_root=str(root), model_name=dense.MODEL_NAME, model_dim=dense.MODEL_DIM, chunking=chunking,
         bm25=bm25_params, files=collected.sources, num_chunks=collected.count, onnx_vectors=int(onnx.sum()),
         built_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        build_seconds=round(time.perf_counter() - t0, 3),
+        build_seconds=round(time.perf_counter() - t0, 3), started_ns=started_ns,
     )
     (building / "manifest.json").write_text(manifest.model_dump_json(indent=1), encoding="utf-8")
     _fsync_files(building)
     generation = building.parent / building.name.replace(".building-", "gen-", 1)
     os.rename(building, generation)
     return generation, manifest, bm25, faiss_index
+
+
+def nothing_to_search(manifest: Manifest) -> str | None:
+    """The one line that says why an index holds no passage, or None when it holds some."""
+    from .ingest import SUFFIXES
+
+    if manifest.num_chunks:
+        return None
+    root, sources = manifest.corpus_root, manifest.files
+    if not sources:
+        return f"no indexable files in {root} (looked for {', '.join(SUFFIXES)})"
+    reasons: dict[str, int] = {}
+    for f in sources:
+        why = (f.skipped or "no text").split(" (")[0]
+        reasons[why] = reasons.get(why, 0) + 1
+    return (f"no indexable files in {root}: {len(sources)} skipped ("
+            + ", ".join(f"{n} {why}" for why, n in sorted(reasons.items())) + ")")

@@ -12,7 +12,7 @@ import importlib
 # Names are imported on first use (PEP 562), so `qa ask` can start loading models before numpy, faiss and the
 # index code are imported (see preload.py).
 _EXPORTS = {
-    "NO_ANSWER": "answering", "QAError": "answering", "answer": "answering", "corpus_path": "answering",
+    "NO_ANSWER": "answering", "QAError": "errors", "answer": "answering", "corpus_path": "answering",
     "document_text": "answering", "open_index": "answering",
     "Answer": "models", "AnswerError": "models", "AnswerGroup": "models", "Citation": "models", "Passage": "models",
     "Settings": "settings",

@@ -8,9 +8,10 @@ from typing import NamedTuple
 
 from index.bm25 import tokenize
 from index.models import Chunk
-from index.store import (Index, IndexCorrupt, IndexOutdated, Progress, Warn, build_index, load_index, scan_corpus,
-                         stale_reason)
+from index.store import (Index, IndexCorrupt, IndexOutdated, Progress, Warn, build_index, load_index,
+                         nothing_to_search, scan_corpus, stale_reason)
 
+from .errors import CorpusError, EmptyCorpusError, IndexWriteError, QAError, UsageError
 from .extract import Extraction, answer_type, extract_answer, span_fits, unknown_names
 from .span_metrics import answer_words
 from .read import Reading, load_reader, reader_installed, trim_span
@@ -26,17 +27,18 @@ NO_SPAN_PENALTY = 0.1
 TYPE_MARGIN = 2.0  # logits: how far below the reader's best a span of the asked kind may score and still be taken
 
 
-class QAError(Exception):
-    """A problem the user can fix (bad question, bad path); the CLI prints it as one line."""
-
-
-class CorpusError(QAError):
-    """The corpus paths given cannot be read."""
-
-
 def open_index(settings: Settings, progress: Progress | None = None, warn: Warn | None = None,
                rebuild: bool = False) -> Index:
-    """The index for settings.corpus, built or rebuilt first when missing, stale or corrupt."""
+    """The index for settings.corpus, built or rebuilt first when missing, stale or corrupt; EmptyCorpusError when
+    the corpus holds nothing to search."""
+    index = _open_index(settings, progress, warn, rebuild)
+    empty = nothing_to_search(index.manifest)
+    if empty:
+        raise EmptyCorpusError(empty)
+    return index
+
+
+def _open_index(settings: Settings, progress: Progress | None, warn: Warn | None, rebuild: bool) -> Index:
     from index.ingest import IngestError
 
     index_dir = settings.resolved_index_dir()
@@ -65,7 +67,7 @@ def open_index(settings: Settings, progress: Progress | None = None, warn: Warn 
     except IngestError as exc:
         raise CorpusError(str(exc)) from None
     except OSError as exc:
-        raise QAError(f"cannot write index at {index_dir}: {exc.strerror or exc}") from None
+        raise IndexWriteError(f"cannot write index at {index_dir}: {exc.strerror or exc}") from None
     return index
 
 
@@ -120,7 +122,7 @@ def answer(question: str, index: Index, settings: Settings, query: str | None = 
     t0 = time.perf_counter()
     question = question.strip()
     if not question:
-        raise QAError("empty question")
+        raise UsageError("empty question")
     search = (query or question).strip()
     ranking = rank(index, search, settings)
     hits = [Hit(i, *index.extent(i), score) for i, score in ranking.hits]

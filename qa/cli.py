@@ -3,16 +3,14 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import shutil
 import sys
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
-EXIT_RUNTIME = 1
-EXIT_USAGE = 2
-
-
-class UsageError(Exception):
-    """Bad arguments: exit code 2."""
+from .errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_RUNTIME, PartialFailure, QAError, UsageError, exit_code_for
 
 
 class ArgParser(argparse.ArgumentParser):
@@ -32,6 +30,7 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 def build_parser() -> ArgParser:
     parser = ArgParser(prog="qa", description="Answer questions from a folder of documents with cited passages.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(dest="command", parser_class=ArgParser)
 
     ask = sub.add_parser("ask", help="answer a question (or one per stdin line)")
@@ -44,6 +43,8 @@ def build_parser() -> ArgParser:
     idx.add_argument("paths", nargs="*", type=Path, help="files or folders (default: the corpus)")
     idx.add_argument("--index-dir", type=Path, metavar="DIR")
     idx.add_argument("--force", action="store_true", help="rebuild even when up to date")
+    idx.add_argument("--verify", action="store_true",
+                     help="compare every file's content, not only those whose size or stamps changed")
 
     ev = sub.add_parser("eval", help="score answers against a gold question set")
     ev.add_argument("gold", type=Path)
@@ -64,6 +65,15 @@ def build_parser() -> ArgParser:
     text.add_argument("--corpus", type=Path, action="append", metavar="DIR")
     text.add_argument("--index-dir", type=Path, metavar="DIR")
     return parser
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("qa-offline")
+    except PackageNotFoundError:
+        return "unknown (not installed)"
 
 
 def settings_from(args: argparse.Namespace, **extra):
@@ -92,23 +102,39 @@ def settings_from(args: argparse.Namespace, **extra):
 
 
 class StderrProgress:
-    """Build progress on stderr: a tqdm bar for embedding, one line per stage otherwise."""
+    """Build progress on stderr: a tqdm bar for embedding on a terminal, plain lines (no `\\r` frames) otherwise;
+    one line per stage, per big file, and every few seconds while reading many files."""
 
-    def __init__(self) -> None:
+    EVERY = 2.0  # seconds between plain progress lines of one stage
+
+    def __init__(self, stream=None) -> None:
+        self.stream = stream or sys.stderr
+        self.tty = self.stream.isatty()
         self.bar = None
         self.stage = None
+        self.last = 0.0
 
     def __call__(self, stage: str, done: int, total: int) -> None:
-        if stage == "embedding":
+        if stage == "embedding" and self.tty:
             if self.bar is None:
                 from tqdm import tqdm
 
-                self.bar = tqdm(total=total, desc="embedding chunks", unit="chunk", file=sys.stderr, leave=False)
+                self.bar = tqdm(total=total, desc="embedding chunks", unit="chunk", file=self.stream, leave=False)
             self.bar.update(done - self.bar.n)
+            return
+        now = time.monotonic()
+        if stage in ("embedding", "reading"):
+            what = "embedding chunks" if stage == "embedding" else "reading files"
+            first = stage != self.stage
+            self.stage = stage
+            if first or done == total or now - self.last >= self.EVERY:
+                self.last = now
+                print(f"qa: {what}: {done}/{total}", file=self.stream, flush=True)
             return
         if stage != self.stage:
             self.stage = stage
-            print(f"qa: {stage}…", file=sys.stderr, flush=True)
+            self.last = now
+            print(f"qa: {stage}…", file=self.stream, flush=True)
 
     def close(self) -> None:
         if self.bar is not None:
@@ -119,16 +145,92 @@ def warn(message: str) -> None:
     print(f"qa: {message}", file=sys.stderr, flush=True)
 
 
-def _open(settings):
-    from .answering import CorpusError, open_index
+def _open(settings, rebuild: bool = False):
+    from .answering import open_index
 
     progress = StderrProgress()
     try:
-        return open_index(settings, progress=progress, warn=warn)
-    except CorpusError as exc:
-        raise UsageError(str(exc)) from None
+        return open_index(settings, progress=progress, warn=warn, rebuild=rebuild)
     finally:
         progress.close()
+
+
+# C0 and C1 controls (but tab and newline), DEL, and the bidirectional overrides that reorder what a terminal shows
+_CONTROLS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+# in passages the whitespace controls (\\r, \\x0b, \\x0c, \\x1c-\\x1f, \\x85) are left: rendering folds them into spaces
+_PASSAGE_CONTROLS = re.compile("[\x00-\x08\x0e-\x1b\x7f-\x84\x86-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def _escaped(m: re.Match) -> str:
+    code = ord(m.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def escape_controls(text: str, controls: re.Pattern = _CONTROLS) -> str:
+    """Control characters and escape sequences shown as \\xNN / \\uNNNN, so text can never drive the terminal."""
+    return controls.sub(_escaped, text)
+
+
+def _safe_passage(p):
+    """A passage whose text shows controls escaped, its span and sentence offsets moved to match."""
+    text = p.text
+    if not _PASSAGE_CONTROLS.search(text):
+        return p
+    base = p.citation.start
+    new_at = [0] * (len(text) + 1)
+    pieces = []
+    at = 0
+    for i, ch in enumerate(text):
+        new_at[i] = at
+        piece = escape_controls(ch, _PASSAGE_CONTROLS)
+        pieces.append(piece)
+        at += len(piece)
+    new_at[len(text)] = at
+
+    def move(offset):
+        return None if offset is None else base + new_at[offset - base]
+
+    return p.model_copy(update={
+        "text": "".join(pieces), "answer": escape_controls(p.answer) if p.answer is not None else None,
+        "answer_start": move(p.answer_start), "answer_end": move(p.answer_end),
+        "sentence_start": move(p.sentence_start), "sentence_end": move(p.sentence_end),
+        "citation": p.citation.model_copy(update={
+            k: escape_controls(v) for k in ("doc", "title", "date", "author") if (v := getattr(p.citation, k))}),
+    })
+
+
+def safe_for_terminal(ans):
+    """The answer as text mode prints it: every string from the question or the files with controls escaped."""
+    return ans.model_copy(update={
+        "question": escape_controls(ans.question),
+        "query": escape_controls(ans.query) if ans.query else ans.query,
+        "answer": escape_controls(ans.answer) if ans.answer else ans.answer,
+        "groups": [g.model_copy(update={"answer": escape_controls(g.answer), "docs": [escape_controls(d) for d in g.docs]})
+                   for g in ans.groups],
+        "passages": [_safe_passage(p) for p in ans.passages],
+    })
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def stdin_questions(stream, report) -> Iterator[str]:
+    """Each stdin line as text, stripped, whatever its bytes: invalid UTF-8 becomes U+FFFD and report(n) names the
+    line (a bad byte never ends the batch)."""
+    for n, raw in enumerate(stream, 1):
+        if isinstance(raw, str):  # a text stream: undecodable bytes may sit in it as lone surrogates
+            text = raw
+            if _SURROGATE.search(text):
+                text = text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+                text = _SURROGATE.sub("\ufffd", text)
+                report(n)
+        else:
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                text = raw.decode("utf-8", errors="replace")
+                report(n)
+        yield (text.lstrip("\ufeff") if n == 1 else text).strip()
 
 
 def cmd_ask(args: argparse.Namespace) -> int:
@@ -148,38 +250,59 @@ def cmd_ask(args: argparse.Namespace) -> int:
     from .preload import preload_models
 
     preload_models(settings)
-    from . import QAError, answer
+    from . import answer
     from .models import AnswerError
     from .render import render_answer
 
     index = _open(settings)
     color = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
     width = shutil.get_terminal_size((100, 24)).columns
+    shortened_once = []
+
+    def note_long(q: str) -> None:
+        """In text mode, say once that an over-long question was shortened for the reranker."""
+        if args.json or shortened_once or not settings.rerank:
+            return
+        from .rerank import fitted_question
+
+        fitted = fitted_question(q, settings.rerank_max_tokens)
+        if fitted != q:
+            shortened_once.append(True)
+            warn(f"a question of {len(q.split())} words was shortened to {len(fitted.split())} to fit the reranker "
+                 f"(its start and its content words are kept); this is said once")
+
+    def fail(q: str, error: str) -> None:
+        out = AnswerError(question=q, error=error)
+        print(out.model_dump_json() if args.json else f"Q: {escape_controls(q)}\nerror: {escape_controls(error)}",
+              flush=True)
 
     def emit(q: str) -> bool:
         try:
             ans = answer(q, index, settings)
+            note_long(q)
         except QAError as exc:
             if not from_stdin:
-                raise UsageError(str(exc)) from None
-            out = AnswerError(question=q, error=str(exc))
-            print(out.model_dump_json() if args.json else f"Q: {q}\nerror: {exc}", flush=True)
+                raise
+            fail(q, str(exc))
             return False
         except Exception as exc:  # one bad line must not lose the others
             if not from_stdin:
                 raise
-            out = AnswerError(question=q, error=f"{type(exc).__name__}: {exc}")
-            print(out.model_dump_json() if args.json else f"Q: {q}\nerror: {out.error}", flush=True)
+            fail(q, f"{type(exc).__name__}: {exc}")
             return False
-        print(ans.model_dump_json() if args.json else render_answer(ans, color, width), flush=True)
+        print(ans.model_dump_json() if args.json else render_answer(safe_for_terminal(ans), color, width), flush=True)
         return True
 
     if not from_stdin:
         emit(question)
-        return 0
-    ok = True
+        return EXIT_OK
+
+    def bad_bytes(n: int) -> None:
+        warn(f"stdin line {n} is not valid UTF-8; its bad bytes were read as U+FFFD")
+
+    failed = total = 0
     first = True
-    questions = (q for q in (line.strip() for line in sys.stdin) if q)
+    questions = (q for q in stdin_questions(getattr(sys.stdin, "buffer", sys.stdin), bad_bytes) if q)
     if settings.mode != "bm25":
         from .retrieve import embed_ahead
 
@@ -191,43 +314,65 @@ def cmd_ask(args: argparse.Namespace) -> int:
         if not args.json and not first:
             print("\n" + "─" * min(width, 80) + "\n")
         first = False
-        ok = emit(q) and ok
-    return 0 if ok else EXIT_RUNTIME
+        total += 1
+        failed += not emit(q)
+    if failed:
+        raise PartialFailure(f"{failed} of {total} questions failed (each has its error in its place)")
+    return EXIT_OK
 
 
 def cmd_index(args: argparse.Namespace) -> int:
-    from . import QAError
     from index.store import build_index
 
     settings = settings_from(args, corpus=args.paths or None)
     index_dir = settings.resolved_index_dir()
+    t0 = time.perf_counter()
     if args.force:
+        from index.ingest import IngestError
+        from index.store import nothing_to_search
+
+        from .errors import EmptyCorpusError, IndexWriteError
+
         progress = StderrProgress()
         try:
-            from index.ingest import IngestError
-
             index, seconds = build_index(settings.corpus, index_dir, settings.chunking, settings.bm25, progress, warn)
-        except IngestError as exc:
-            raise UsageError(str(exc)) from None
+        except IngestError:
+            raise
+        except OSError as exc:  # the same words and exit code as when `qa ask` builds it
+            raise IndexWriteError(f"cannot write index at {index_dir}: {exc.strerror or exc}") from None
         finally:
             progress.close()
+        if nothing_to_search(index.manifest):
+            raise EmptyCorpusError(nothing_to_search(index.manifest))
         status = "rebuilt"
     else:
-        import time
-
-        t0 = time.perf_counter()
         before = _manifest_time(index_dir)
-        try:
-            index = _open(settings)
-        except QAError as exc:
-            raise UsageError(str(exc)) from None
+        rebuild = args.verify and _verify_stale(settings, index_dir)
+        index = _open(settings, rebuild=rebuild)
         seconds = time.perf_counter() - t0
         status = "up to date" if index.manifest.built_at == before else "built"
     m = index.manifest
     skipped = [f for f in m.files if f.skipped]
     print(f"{status}: {len(m.files) - len(skipped)} files, {m.num_chunks} chunks, {len(skipped)} skipped, "
           f"{seconds:.2f} s → {index_dir}")
-    return 0
+    return EXIT_OK
+
+
+def _verify_stale(settings, index_dir: Path) -> bool:
+    """`qa index --verify`: whether any file's content differs from the index, every file hashed."""
+    from index.store import IndexCorrupt, read_manifest, scan_corpus, stale_reason
+
+    try:
+        manifest = read_manifest(index_dir)
+    except IndexCorrupt:
+        return True
+    if manifest is None:
+        return False  # nothing to verify: open_index builds it
+    root, files = scan_corpus(settings.corpus)
+    reason = stale_reason(manifest, root, files, settings.chunking, settings.bm25, verify=True)
+    if reason:
+        warn(f"{reason}; rebuilding")
+    return reason is not None
 
 
 def _manifest_time(index_dir: Path) -> str | None:
@@ -241,19 +386,52 @@ def _manifest_time(index_dir: Path) -> str | None:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from .evaluate import run_eval_command
+    """The eval command's edge: load gold, open the index, run one or all configurations, print, gate."""
+    from .answering import open_index
+    from .evaluate import (compare_configs, evaluate, format_misses, format_table, gold_warnings, label,
+                           load_gold, sample)
 
-    return run_eval_command(args, settings_from(args))
+    settings = settings_from(args)
+    if args.limit is not None and args.limit < 1:
+        raise UsageError("--limit must be at least 1")
+    lines: dict[str, int] = {}
+    items = sample(load_gold(args.gold, lines), args.limit, args.seed)
+    index = open_index(settings, warn=warn)
+    for message in gold_warnings(items, index, str(args.gold), lines):
+        warn(message)
+    configs = compare_configs(settings) if args.compare else [settings]
+    reports = [evaluate(items, index, cfg, gold_name=str(args.gold), lines=lines) for cfg in configs]
+    if args.json:
+        import json
+
+        payload = reports[0].model_dump() if len(reports) == 1 else [r.model_dump() for r in reports]
+        print(json.dumps(payload, ensure_ascii=False, indent=1))
+    else:
+        r0 = reports[0]
+        print(f"{args.gold}: {r0.questions} questions ({r0.answerable} answerable, {r0.unanswerable} unanswerable), "
+              f"corpus {index.manifest.corpus_root} ({len(index.manifest.files)} files, {index.manifest.num_chunks} chunks)")
+        print(format_table(reports))
+        for r in reports:
+            if r.unfaithful:
+                print(f"unfaithful citations ({label(r)}): {', '.join(r.unfaithful[:10])}")
+        print()
+        print(format_misses(reports[-1], args.misses))
+    gate = reports[-1].hit_at_1
+    if args.min_hit1 is not None and gate < args.min_hit1:
+        raise PartialFailure(f"hit@1 {gate:.3f} is below --min-hit1 {args.min_hit1}")
+    return EXIT_OK
 
 
 def cmd_text(args: argparse.Namespace) -> int:
+    """Print the text a document's citations index (controls escaped on a terminal, exact when piped)."""
     from .answering import document_text
 
     index = _open(settings_from(args))
     if index.source(args.doc) is None:
         raise UsageError(f"{args.doc} is not in the index (documents are named relative to {index.corpus_root})")
-    sys.stdout.write(document_text(index, args.doc))
-    return 0
+    text = document_text(index, args.doc)
+    sys.stdout.write(escape_controls(text) if sys.stdout.isatty() else text)
+    return EXIT_OK
 
 
 def cmd_chat(args: argparse.Namespace) -> int:
@@ -274,25 +452,32 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 argv = ["ask"]
         args = parser.parse_args(argv)
-        command = {"ask": cmd_ask, "index": cmd_index, "eval": cmd_eval, "chat": cmd_chat, "text": cmd_text}[args.command]
+        if args.command is None:
+            raise UsageError("no command given (see: qa --help)")
+        command = {"ask": cmd_ask, "index": cmd_index, "eval": cmd_eval, "chat": cmd_chat,
+                   "text": cmd_text}[args.command]
         return command(args)
-    except UsageError as exc:
-        print(f"qa: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
     except KeyboardInterrupt:
         print("qa: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
     except BrokenPipeError:
         sys.stderr.close()
         return EXIT_RUNTIME
-    except Exception as exc:  # the last line of defence: one line, not a traceback
-        if os.environ.get("QA_DEBUG"):
+    except Exception as exc:  # every failure: one line, its kind's exit code, never a traceback
+        if os.environ.get("QA_DEBUG") and not isinstance(exc, QAError):
             raise
-        from . import QAError
+        print(f"qa: error: {_one_line(exc)}", file=sys.stderr)
+        return exit_code_for(exc)
 
-        msg = str(exc) if isinstance(exc, QAError) else f"{type(exc).__name__}: {exc}"
-        print(f"qa: error: {msg.splitlines()[0] if msg else type(exc).__name__}", file=sys.stderr)
-        return EXIT_RUNTIME
+
+def _one_line(exc: BaseException) -> str:
+    """The exception as one line: qa's and the index's own messages as they are, others with their type."""
+    from index.ingest import IngestError
+
+    own = isinstance(exc, (QAError, IngestError))
+    msg = str(exc) if own else f"{type(exc).__name__}: {exc}"
+    first = msg.splitlines()[0] if msg.strip() else type(exc).__name__
+    return escape_controls(first)
 
 
 def run() -> None:

@@ -1,26 +1,25 @@
 """`qa eval`: run gold questions through the same answer() users get, and score retrieval, answers and faithfulness."""
 from __future__ import annotations
 
-import json
 import random
-import sys
 import time
 from pathlib import Path
 
 from pydantic import ValidationError
 
+from .errors import GoldError
 from .models import Answer, EvalReport, GoldItem, ItemResult
 from .span_metrics import exact_match, f1, normalise
 
 K = 5
+__all__ = ["GoldError", "evaluate", "gold_warnings", "load_gold", "sample", "summarise"]
 
 
-class GoldError(Exception):
-    """The gold file is malformed; the message names the line."""
+def load_gold(path: Path, line_of: dict[str, int] | None = None) -> list[GoldItem]:
+    """Parse and validate a gold JSONL file; any bad line is an error naming its number (nothing is dropped).
 
-
-def load_gold(path: Path) -> list[GoldItem]:
-    """Parse and validate a gold JSONL file; any bad line is an error naming its number (nothing is dropped)."""
+    `line_of`, when given, receives each item's line number by id, for later messages.
+    """
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except FileNotFoundError:
@@ -45,6 +44,8 @@ def load_gold(path: Path) -> list[GoldItem]:
             raise GoldError(f"{path}:{n}: duplicate id {item.id!r}")
         seen.add(item.id)
         items.append(item)
+        if line_of is not None:
+            line_of[item.id] = n
     if not items:
         raise GoldError(f"{path}: no questions")
     return items
@@ -139,15 +140,41 @@ def check_faithfulness(ans: Answer, index, cache: dict[str, str]) -> list[str]:
     return bad
 
 
-def evaluate(items: list[GoldItem], index, settings, gold_name: str = "gold") -> EvalReport:
-    """Answer every gold question with answer() and score the results."""
-    from .answering import QAError, answer
+def _where(gold_name: str, lines: dict[str, int] | None, item: GoldItem) -> str:
+    n = (lines or {}).get(item.id)
+    return f"{gold_name}:{n}" if n else f"{gold_name} (id {item.id})"
 
-    known = {f.doc for f in index.manifest.files}
-    unknown = sorted({d for it in items for d in it.doc if d not in known})
-    if unknown:
-        raise GoldError(f"gold names documents not in the corpus: {', '.join(unknown[:5])}"
-                        + (f" (+{len(unknown) - 5} more)" if len(unknown) > 5 else ""))
+
+def gold_warnings(items: list[GoldItem], index, gold_name: str = "gold",
+                  lines: dict[str, int] | None = None) -> list[str]:
+    """Evidence strings that their document does not contain, one message each naming the gold line."""
+    out = []
+    cache: dict[str, str] = {}
+    for item in items:
+        for doc, evidence in zip(item.doc, item.evidence):
+            if doc not in cache:
+                try:
+                    cache[doc] = normalise(index.text(doc))
+                except (OSError, UnicodeDecodeError):
+                    cache[doc] = ""
+            if evidence.strip() and normalise(evidence) not in cache[doc]:
+                out.append(f"{_where(gold_name, lines, item)}: evidence not found in {doc}: "
+                           f"{' '.join(evidence.split())[:60]!r}")
+    return out
+
+
+def evaluate(items: list[GoldItem], index, settings, gold_name: str = "gold",
+             lines: dict[str, int] | None = None) -> EvalReport:
+    """Answer every gold question with answer() and score the results."""
+    from .answering import answer
+    from .errors import QAError
+
+    known = {f.doc for f in index.manifest.files if f.skipped is None}
+    for item in items:
+        missing = [d for d in item.doc if d not in known]
+        if missing:
+            raise GoldError(f"{_where(gold_name, lines, item)}: document {missing[0]!r} is not in the corpus "
+                            f"{index.manifest.corpus_root} (id {item.id})")
     results: list[ItemResult] = []
     unfaithful: list[str] = []
     passages_checked = 0
@@ -246,48 +273,3 @@ def format_misses(report: EvalReport, limit: int) -> str:
         out.append(f"- [{r.id}] {r.question}\n    expected {r.expected or 'abstain'} in {r.expected_docs or '-'}; "
                    f"{why}\n    first: {got!r} ({r.got_citation})")
     return "\n".join(out)
-
-
-def run_eval_command(args, settings) -> int:
-    """The CLI edge: load gold, open the index, run one or all configurations, print, gate."""
-    from .answering import CorpusError, open_index
-    from .cli import UsageError, warn
-
-    try:
-        items = sample(load_gold(args.gold), args.limit, args.seed)
-    except GoldError as exc:
-        raise UsageError(str(exc)) from None
-    if args.limit is not None and args.limit < 1:
-        raise UsageError("--limit must be at least 1")
-    try:
-        index = open_index(settings, warn=warn)
-    except CorpusError as exc:
-        raise UsageError(str(exc)) from None
-    if args.compare:
-        configs = compare_configs(settings)
-    else:
-        configs = [settings]
-    reports = []
-    for cfg in configs:
-        try:
-            reports.append(evaluate(items, index, cfg, gold_name=str(args.gold)))
-        except GoldError as exc:
-            raise UsageError(str(exc)) from None
-    if args.json:
-        payload = reports[0].model_dump() if len(reports) == 1 else [r.model_dump() for r in reports]
-        print(json.dumps(payload, ensure_ascii=False, indent=1))
-    else:
-        r0 = reports[0]
-        print(f"{args.gold}: {r0.questions} questions ({r0.answerable} answerable, {r0.unanswerable} unanswerable), "
-              f"corpus {index.manifest.corpus_root} ({len(index.manifest.files)} files, {index.manifest.num_chunks} chunks)")
-        print(format_table(reports))
-        for r in reports:
-            if r.unfaithful:
-                print(f"unfaithful citations ({label(r)}): {', '.join(r.unfaithful[:10])}")
-        print()
-        print(format_misses(reports[-1], args.misses))
-    gate = reports[-1].hit_at_1
-    if args.min_hit1 is not None and gate < args.min_hit1:
-        print(f"qa: hit@1 {gate:.3f} is below --min-hit1 {args.min_hit1}", file=sys.stderr)
-        return 1
-    return 0

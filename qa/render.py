@@ -26,6 +26,19 @@ def highlight(passage: Passage, color: bool) -> str:
     return text[:s] + left + text[s:e] + right + text[e:]
 
 
+def display_scores(ans: Answer) -> list[float]:
+    """Each passage's score on the answer's 0–1 confidence scale, so a card's numbers agree in every mode.
+
+    Raw scores differ by mode (reranker probability, fused score, raw BM25) and the confidence may carry a penalty
+    the passage scores do not; scaling them so the best passage shows the confidence puts both on one scale.
+    """
+    top = max((p.score for p in ans.passages), default=0.0)
+    if top <= 0:
+        return [0.0 for _ in ans.passages]
+    factor = max(0.0, min(1.0, ans.confidence)) / top
+    return [round(max(0.0, min(1.0, p.score * factor)), 4) for p in ans.passages]
+
+
 def _about(c: Citation) -> str:
     """' — Title · 2025-11-25' from what the document says of itself, or ''."""
     extra = " · ".join(x for x in (c.title, c.date) if x)
@@ -65,6 +78,27 @@ def sources_differ(groups: list[AnswerGroup], sep: str = "; ") -> str:
     return SOURCES_DIFFER + sep.join(f"{g.answer} ({', '.join(g.docs)})" for g in groups)
 
 
+SOURCES_AGREE = "Sources agree: "
+
+
+def agreement(group: AnswerGroup) -> str | None:
+    """'3 passages [1], [2], [3] in 2 documents' when two or more passages give the answer, else None."""
+    if len(group.ranks) < 2:
+        return None
+    ranks = ", ".join(f"[{r}]" for r in group.ranks)
+    return f"{len(group.ranks)} passages {ranks} in {len(group.docs)} document{'s' * (len(group.docs) > 1)}"
+
+
+def sources_line(ans: Answer, sep: str = "; ") -> str | None:
+    """The 'Sources differ: …' or 'Sources agree: …' line of an answer, or None when neither applies."""
+    if not ans.groups:
+        return None
+    if ans.disagreement:
+        return sources_differ(ans.groups, sep)
+    agree = agreement(ans.groups[0])
+    return SOURCES_AGREE + agree if agree else None
+
+
 def render_answer(ans: Answer, color: bool = False, width: int = 100) -> str:
     """A human-readable answer: verdict, then each cited passage with its span highlighted."""
     b, d, r = (BOLD, DIM, RESET) if color else ("", "", "")
@@ -78,9 +112,9 @@ def render_answer(ans: Answer, color: bool = False, width: int = 100) -> str:
             out.append(sources_differ(ans.groups))
     else:
         out.append(f"{b}{ans.message}{r}  {d}(confidence {ans.confidence:.2f}); closest passages:{r}")
-    for p in ans.passages:
+    for p, score in zip(ans.passages, display_scores(ans)):
         out.append("")
-        out.append(f"[{p.rank}] {cite(p)}  {d}score {p.score:.2f}{r}")
+        out.append(f"[{p.rank}] {cite(p)}  {d}score {score:.2f}{r}")
         body = " ".join(highlight(p, color).split())
         out.extend(textwrap.wrap(body, width=max(40, width - 4), initial_indent="    ", subsequent_indent="    "))
     return "\n".join(out)

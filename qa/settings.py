@@ -65,7 +65,7 @@ class Settings(BaseModel):
     abstain_below_no_rerank: float = Field(default=0.45, description="the same, when reranking is off")
     reader: bool = Field(default=True, description="the trained reader marks answer spans and re-orders passages "
                                                    "(with reranking on; without it the rule-based extractor runs)")
-    read_candidates: int = Field(default=8, ge=1, description="passages the reader reads before the top_k are kept")
+    read_candidates: int = Field(default=5, ge=1, description="passages the reader reads before the top_k are kept")
     reader_weight: float = Field(default=0.5, ge=0.0, le=1.0,
                                  description="weight of the reader's answer probability in a passage's score")
     span_threshold: float = Field(default=0.5, ge=0.0, le=1.0,

@@ -86,3 +86,30 @@ def test_training_script_runs_resumes_and_exports(tmp_path, monkeypatch):
     (r,) = reader.read_many("Where was report 3 filed?", [(text, [(0, 41), (42, len(text))])])
     assert 0.0 <= r.has_answer <= 1.0
     assert r.start is None or 0 <= r.start < r.end <= len(text)
+
+
+def test_the_shipped_reader_answers_from_the_seeds_and_highlights_nothing_off_topic(seed_index, seed_settings):
+    from qa import answer
+    from qa.read import reader_installed
+
+    assert reader_installed(), "the trained reader ships in qa/data/reader"
+    summit = answer("Where did Trump and Putin hold the summit that preceded the 28-point draft?", seed_index,
+                    seed_settings)
+    assert summit.answered and "Alaska" in summit.answer
+    top = summit.passages[0]
+    assert top.answer_score is not None and top.relevance is not None
+    for p in summit.passages:  # a span shows only where the reader is sure enough, inside the cited passage
+        if p.answer is not None:
+            assert p.answer_score >= seed_settings.span_threshold
+            assert p.answer in p.text and p.sentence_start <= p.answer_start < p.answer_end <= p.sentence_end
+    peru = answer("what is the capital of Peru?", seed_index, seed_settings)
+    assert not peru.answered and peru.passages
+    assert all(p.answer is None for p in peru.passages), "a no-answer card highlights no figure"
+
+
+def test_without_reranking_the_fast_path_runs_no_reader(seed_index, seed_settings):
+    from qa import answer
+
+    fast = answer("what army cap did Istanbul 2022 propose?", seed_index,
+                  seed_settings.model_copy(update={"rerank": False}))
+    assert all(p.answer_score is None and p.relevance is None for p in fast.passages)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from answers import CAP, abstained, agreeing, disagreeing, passage
 
-from qa.render import cite, citation_text, highlight, line_range, render_answer, sources_differ
+from qa.render import cite, citation_text, highlight, line_range, render_answer, sources_differ, sources_line
 
 
 def test_citation_forms():
@@ -29,6 +29,14 @@ def test_sources_differ_line():
     groups = disagreeing().groups
     assert sources_differ(groups) == "Sources differ: 85,000 (003_plan.txt); 600,000 (002_leak.txt)"
     assert sources_differ(groups, sep=" · ") == "Sources differ: 85,000 (003_plan.txt) · 600,000 (002_leak.txt)"
+
+
+def test_sources_line_differs_agrees_or_is_absent():
+    assert sources_line(disagreeing(), sep=" · ") == "Sources differ: 85,000 (003_plan.txt) · 600,000 (002_leak.txt)"
+    assert sources_line(agreeing()) == "Sources agree: 2 passages [1], [2] in 2 documents"
+    assert sources_line(abstained()) is None
+    one = agreeing().model_copy(update={"groups": [agreeing().groups[0].model_copy(update={"ranks": [1]})]})
+    assert sources_line(one) is None  # a single passage agrees with nothing
 
 
 def test_render_answered():

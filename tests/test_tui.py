@@ -4,6 +4,7 @@ The index is built once per session into a temporary folder; every app opens it 
 """
 from __future__ import annotations
 
+import re
 import asyncio
 import functools
 import os
@@ -24,6 +25,17 @@ FOLLOW_UP = "and what did the US plan propose?"
 # on-topic (the 28-point plan) but not answered by the seeds; the current models abstain on it
 UNANSWERABLE = "what was the exchange rate of the hryvnia in the plan?"
 CITED = {"000_a5367d4183c4154e.txt", "003_341094064a9670fe.txt"}
+
+
+@pytest.fixture(autouse=True)
+def state_home(tmp_path, monkeypatch) -> Path:
+    """History, saved conversations, exports and copies go to tmp_path, never the user's state folder."""
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    monkeypatch.setenv("XDG_DOCUMENTS_DIR", str(tmp_path / "no-documents"))
+    for var in ("TMUX", "STY", "TERM_PROGRAM", "WT_SESSION", "KITTY_WINDOW_ID", "WEZTERM_PANE"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("TERM", "xterm-256color")  # a terminal not known to accept OSC 52
+    return tmp_path / "state" / "qa-offline"
 
 
 @pytest.fixture(scope="session")
@@ -125,12 +137,12 @@ async def test_answer_card_shows_the_85000_passage_and_its_citation(app):
     async with app.run_test(size=(100, 40)) as pilot:
         card = await ask(pilot, QUESTION, type_it=True)
         reply = card.reply
-        assert reply.answered and reply.answer == "85,000"
+        assert reply.answered and "85,000" in reply.answer
         text = text_of(card)
-        assert "A: 85,000" in text
+        assert re.search(r"A: [^\n]*85,000", text), text
         items = list(card.query(PassageItem))
         assert len(items) == len(reply.passages) >= 2
-        hits = [i for i in items if i.passage.answer == "85,000"]
+        hits = [i for i in items if i.passage.answer and "85,000" in i.passage.answer]
         assert hits and hits[0].passage.citation.doc in CITED
         head = text_of(hits[0])
         assert hits[0].passage.citation.doc in head
@@ -138,40 +150,38 @@ async def test_answer_card_shows_the_85000_passage_and_its_citation(app):
         # the answer span is highlighted inside the passage text
         body = hits[0].query_one(".passage-text").content
         marked = [body.plain[s.start:s.end] for s in body.spans if "reverse" in str(s.style)]
-        assert marked == ["85,000"]
+        assert len(marked) == 1 and "85,000" in marked[0]
         # disagreeing figures visible at a glance
         if reply.disagreement:
-            assert "Sources differ: 85,000" in text and "800,000" in text
+            assert "Sources differ" in text and "800,000" in text
         # the card is in view: the log shows the question and the top of the answer
         log = app.chat.log_view
         assert log.scroll_y <= card.region.y - log.region.y + log.scroll_y + 2
 
 
 @sync
-async def test_input_is_busy_while_answering_and_the_log_follows_unless_scrolled_up(app):
+async def test_input_stays_free_while_answering_and_the_log_follows_unless_scrolled_up(app):
     from tui.widgets import AnswerCard, PendingCard
 
     async with app.run_test(size=(100, 30)) as pilot:
         first = await ask(pilot, QUESTION)
         log = app.chat.log_view
-        # the new answer is in view: its question at the top of the log (the card is taller than the log)
-        assert log.max_scroll_y > 0
-        assert abs(first.region.y - log.region.y) <= 2
+        # the new (compact) answer is wholly in view
+        assert log.region.y <= first.region.y and first.region.bottom <= log.region.bottom
         box = app.chat.question_input
         with app._lock:  # hold the pipeline so the answer cannot finish yet
             box.value = "who is Witkoff?"
             await pilot.press("enter")
             await pilot.pause()
-            assert box.disabled and box.placeholder.startswith("answering")
+            assert not box.disabled and app.focused is box and app.status.startswith("answering")
             assert app.chat.query(PendingCard)
             assert log.scroll_y == log.max_scroll_y  # asking jumps to the bottom
             log.scroll_home(animate=False)  # ...and the user scrolls up while waiting
             await pilot.pause()
         await settle(pilot)
-        assert not box.disabled
         assert not app.chat.query(PendingCard)
         assert len(app.chat.query(AnswerCard)) == 2
-        assert app.focused is box
+        assert app.focused is box and app.status == "ready"
         assert log.scroll_y == 0  # the answer did not pull the log back down
 
 
@@ -207,11 +217,12 @@ async def test_select_copy_and_open_the_source_viewer(app):
         await pilot.press("up")
         await pilot.pause()
         assert app.focused.passage.rank == first.rank == 1
-        # y copies the selected passage with its citation
+        # y copies the selected passage with its citation (an unknown terminal: OSC 52 and a file, both said)
         await pilot.press("y")
         await pilot.pause()
         assert " ".join(first.text.split()) in app.clipboard
         assert first.citation.doc in app.clipboard and f"line {first.citation.line_start}" in app.clipboard
+        assert "clipboard.txt" in app.last_copy and not app.last_copy.startswith("Copied")
         await pilot.press("enter")
         await pilot.pause(0.2)
         screen = app.screen
@@ -250,7 +261,7 @@ async def test_select_copy_and_open_the_source_viewer(app):
         assert app.focused is second
         await pilot.double_click(second, offset=(4, 0))
         await pilot.pause(0.2)
-        assert isinstance(app.screen, DocumentScreen) and app.screen.passage == second.passage
+        assert isinstance(app.screen, DocumentScreen) and app.screen.passage.citation == second.passage.citation
 
 
 @sync
@@ -278,13 +289,15 @@ async def test_abstention_card_looks_different_and_shows_closest_passages(app):
         assert card.border_title == "no answer"
         items = card.passages
         assert items and all(i.has_class("closest") for i in items)
-        assert all(text_of(i).startswith("closest [") for i in items)
+        assert all(text_of(i).lstrip("▸▾ ").startswith("closest [") for i in items)
         assert "no answer found in the documents" in text_of(card)
         assert card.styles.border_top[0] == "dashed"  # answered cards have a round border
 
 
 @sync
 async def test_history_export_clear_and_typing_on_a_passage(app, tmp_path, monkeypatch):
+    from textual.widgets import Input
+
     from tui.widgets import AnswerCard
 
     monkeypatch.chdir(tmp_path)
@@ -302,14 +315,18 @@ async def test_history_export_clear_and_typing_on_a_passage(app, tmp_path, monke
         await pilot.press(*"why")
         await pilot.pause()
         assert app.focused is box and box.value == "why"
-        # ctrl+s exports the conversation to Markdown in the current folder
+        # ctrl+s asks where; the file gets the answer, its citations and the highlighted span
         await pilot.press("ctrl+s")
         await pilot.pause()
-        files = list(tmp_path.glob("qa-chat-*.md"))
-        assert len(files) == 1
-        md = files[0].read_text(encoding="utf-8")
-        assert f"## 1. {QUESTION}" in md and "**Answer: 85,000**" in md
-        assert "003_341094064a9670fe.txt, line" in md and "**85,000**" in md
+        target = tmp_path / "exported.md"
+        app.screen.query_one("#export-path", Input).value = str(target)
+        await pilot.press("enter")
+        await pilot.pause()
+        md = target.read_text(encoding="utf-8")
+        assert f"## 1. {QUESTION}" in md and re.search(r"\*\*Answer: [^*]*85,000[^*]*\*\*", md)
+        assert "003_341094064a9670fe.txt, line" in md and re.search(r"\*\*[^*]*85,000[^*]*\*\*", md)
+        assert "Sources agree" in md or "Sources differ" in md
+        assert not list(tmp_path.glob("qa-chat-*.md"))  # nothing written silently in the current folder
         # ctrl+l clears the conversation and the follow-up context
         await pilot.press("ctrl+l")
         await pilot.pause()
@@ -371,11 +388,26 @@ async def test_rebuild_from_the_palette_keeps_the_app_usable(app):
 
 @sync
 async def test_small_terminal_80x24(app):
+    from textual.widgets import Footer
+
+    from tui.help import HelpScreen
+
     async with app.run_test(size=(80, 24)) as pilot:
         card = await ask(pilot, QUESTION)
         box = app.chat.question_input
         assert box.region.bottom <= 23 and box.region.height >= 1
         assert card.passages and card.region.width <= 80
+        # the compact card fits under its question: answer line and every passage
+        log = app.chat.log_view
+        assert card.region.y >= log.region.y and card.region.bottom <= log.region.bottom
+        assert all(i.region.right <= 80 for i in card.passages)
+        footer = app.chat.query_one(Footer)
+        assert footer.region.right <= 80 and footer.region.height == 1
+        await pilot.press("f1")
+        await pilot.pause()
+        assert isinstance(app.screen, HelpScreen)
+        help_box = app.screen.query_one("#help-box")
+        assert help_box.region.right <= 80 and help_box.region.bottom <= 24
 
 
 @pytest.fixture(scope="session")
@@ -394,63 +426,152 @@ async def _ready(pilot):
     await settle(pilot)
 
 
-def test_snapshot_empty_app(snap_compare, snap_settings):
+def test_snapshot_empty_app(snap_compare, snap_settings, monkeypatch):
     from tui.app import QAChatApp
 
+    monkeypatch.chdir(snap_settings.corpus[0].parent)  # the title shows the corpus as "notes"
     assert snap_compare(QAChatApp(snap_settings, warm_up=False), terminal_size=(80, 24), run_before=_ready)
 
 
-def test_snapshot_help_screen(snap_compare, snap_settings):
+def test_snapshot_help_screen(snap_compare, snap_settings, monkeypatch):
     from tui.app import QAChatApp
 
+    monkeypatch.chdir(snap_settings.corpus[0].parent)
     assert snap_compare(QAChatApp(snap_settings, warm_up=False), terminal_size=(100, 30), press=["f1"],
                         run_before=_ready)
 
 
 TMUX = shutil.which("tmux")
+THREE_TURNS = [QUESTION, FOLLOW_UP, "who drafted it?"]
 
 
-@pytest.mark.skipif(TMUX is None, reason="tmux is not installed")
-def test_tmux_smoke(chat_index_dir, tmp_path):
-    """A real terminal: qa chat, the sample question, a follow-up, ctrl+q."""
-    qa_bin = Path(sys.executable).with_name("qa")
-    if not qa_bin.exists():
-        pytest.skip("the qa script is not installed in this environment")
-    session = f"qa-smoke-{os.getpid()}"
-    env = {**os.environ, "TERM": "xterm-256color"}
-    env.pop("TMUX", None)
-    cmd = f"cd {tmp_path} && {qa_bin} chat --corpus {SEEDS} --index-dir {chat_index_dir}; sleep 5"
-    subprocess.run([TMUX, "new-session", "-d", "-s", session, "-x", "100", "-y", "30", cmd], check=True, env=env)
+class TmuxChat:
+    """`qa chat` in a real terminal: a tmux server of its own (no user config), keys in, screen text out."""
 
-    def screen() -> str:
-        return subprocess.run([TMUX, "capture-pane", "-p", "-t", session], capture_output=True, text=True,
-                              env=env).stdout
+    def __init__(self, tmp_path: Path, index_dir: Path, size=(80, 24)) -> None:
+        self.qa = Path(sys.executable).with_name("qa")
+        self.socket = f"qa-smoke-{os.getpid()}"
+        self.env = {**os.environ, "TERM": "xterm-256color", "XDG_STATE_HOME": str(tmp_path / "state"),
+                    "HOME": str(tmp_path / "home")}
+        self.env.pop("TMUX", None)
+        self.tmp_path, self.index_dir, self.size = tmp_path, index_dir, size
+        self.runs = 0
 
-    def wait_for(text: str, timeout: float = 60) -> str:
+    def tmux(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        return subprocess.run([TMUX, "-L", self.socket, "-f", "/dev/null", *args], capture_output=True, text=True,
+                              env=self.env, check=check)
+
+    def start(self) -> None:
+        self.runs += 1
+        self.session = f"chat{self.runs}"
+        cmd = f"cd {self.tmp_path} && {self.qa} chat --corpus {SEEDS} --index-dir {self.index_dir}; sleep 30"
+        self.tmux("new-session", "-d", "-s", self.session, "-x", str(self.size[0]), "-y", str(self.size[1]), cmd)
+
+    def screen(self) -> str:
+        return self.tmux("capture-pane", "-p", "-t", self.session, check=False).stdout
+
+    def wait_for(self, *texts: str, timeout: float = 60) -> str:
         deadline = time.monotonic() + timeout
         shown = ""
         while time.monotonic() < deadline:
-            shown = screen()
-            if text in shown:
+            shown = self.screen()
+            flat = " ".join(shown.split())  # text wrapped at the edge of the terminal still counts
+            if all(t in shown or t in flat for t in texts):
                 return shown
-            time.sleep(0.3)
-        raise AssertionError(f"{text!r} not on screen after {timeout} s:\n{shown}")
-
-    def keys(*k: str) -> None:
-        subprocess.run([TMUX, "send-keys", "-t", session, *k], check=True, env=env)
-
-    try:
-        wait_for("ready")
-        keys("-l", QUESTION)
-        keys("Enter")
-        wait_for("A: 85,000")
-        keys("-l", FOLLOW_UP)
-        keys("Enter")
-        wait_for("searched: and what did the US plan propose?")
-        keys("C-q")
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and "qa chat" in screen():
             time.sleep(0.2)
-        assert "qa chat" not in screen()
+        raise AssertionError(f"{texts!r} not on screen after {timeout} s:\n{shown}")
+
+    def keys(self, *k: str) -> None:
+        self.tmux("send-keys", "-t", self.session, *k)
+        time.sleep(0.2)
+
+    def type(self, text: str) -> None:
+        self.keys("-l", text)
+        time.sleep(0.3)  # a burst of keys with a newline reads as a paste: type like a person
+
+    def ask(self, question: str) -> None:
+        self.type(question)
+        self.keys("Enter")
+        time.sleep(0.3)
+
+    def quit(self) -> None:
+        self.keys("C-q")
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and "qa chat" in self.screen():
+            time.sleep(0.2)
+        assert "qa chat" not in self.screen()
+
+    def close(self) -> None:
+        self.tmux("kill-server", check=False)
+
+
+@pytest.fixture
+def tmux_chat(chat_index_dir, tmp_path):
+    if TMUX is None:
+        pytest.skip("tmux is not installed")
+    chat = TmuxChat(tmp_path, chat_index_dir)
+    if not chat.qa.exists():
+        pytest.skip("the qa script is not installed in this environment")
+    try:
+        yield chat
     finally:
-        subprocess.run([TMUX, "kill-session", "-t", session], capture_output=True, env=env)
+        chat.close()
+
+
+def test_tmux_smoke(tmux_chat, tmp_path):
+    """A real 80x24 terminal: three turns typed while answers run, copy, export, quit, restart with the history."""
+    chat = tmux_chat
+    state = tmp_path / "state" / "qa-offline"
+    chat.start()
+    chat.wait_for("ready", "qa chat — ")
+    assert f"qa chat — {SEEDS}" in chat.screen()  # the title names the corpus
+    for question in THREE_TURNS:  # typed one after the other, each while the one before may still be answered
+        chat.ask(question)
+    chat.wait_for("searched: who drafted it?", "ready")
+    # copy: tmux (default set-clipboard) would drop OSC 52, so the app says so and saves the text to a file
+    chat.keys("Tab")
+    chat.keys("y")
+    chat.wait_for("Not copied")
+    copied = (state / "clipboard.txt").read_text(encoding="utf-8")
+    assert "— 00" in copied and ".txt, line" in copied
+    # export asks where (default under the state folder), enter writes it
+    chat.keys("Escape")
+    chat.keys("C-s")
+    chat.wait_for("Export the conversation")
+    chat.keys("Enter")
+    chat.wait_for("Exported")
+    exported = list((state / "exports").glob("qa-chat-*.md"))
+    assert len(exported) == 1 and not list(tmp_path.glob("qa-chat-*.md"))
+    md = exported[0].read_text(encoding="utf-8")
+    for n, question in enumerate(THREE_TURNS, 1):
+        assert f"## {n}. {question}" in md
+    assert re.search(r"\*\*Answer: [^*]*85,000[^*]*\*\*", md) and md.count("*searched: ") == 2
+    chat.quit()
+    # a new run: the history is back (up on the empty box), and the last conversation reopens
+    chat.start()
+    chat.wait_for("ready", "reopens your last conversation (3 questions)")
+    chat.keys("Up")
+    chat.wait_for("who drafted it?")
+    chat.keys("C-u")
+    chat.keys("C-r")
+    chat.wait_for("searched: who drafted it?")
+    chat.quit()
+
+
+@pytest.mark.xfail(strict=True, reason="follow-ups resolve to the right turn only with the conversation handling "
+                                       "of qa/followup.py (issue 15, part 1)")
+def test_tmux_three_turn_conversation_answers(tmux_chat):
+    """The issue's conversation: the US plan's cap (600,000 or 800,000) and its drafter (Witkoff), cited."""
+    chat = tmux_chat
+    chat.size = (120, 40)
+    chat.start()
+    chat.wait_for("ready")
+    chat.ask(QUESTION)
+    chat.wait_for("85,000")
+    chat.ask(FOLLOW_UP)
+    shown = chat.wait_for("searched: and what did the US plan propose?", "ready")
+    assert "A: 600,000" in shown or "A: 800,000" in shown
+    chat.ask("who drafted it?")
+    shown = chat.wait_for("searched: who drafted it?", "ready")
+    assert "Witkoff" in shown.split("who drafted it?")[-1]
+    chat.quit()

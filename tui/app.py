@@ -5,7 +5,10 @@ in thread workers, so the screen never freezes. Only qa's public API is used.
 """
 from __future__ import annotations
 
+import os
 import threading
+from collections import deque
+from dataclasses import dataclass
 from pathlib import Path
 
 from textual import work
@@ -14,19 +17,22 @@ from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.content import Content
 from textual.screen import Screen
-from textual.widgets import Footer, Header, Input, Static
+from textual.widgets import Footer, Header, Input, ProgressBar, Static
+from textual.worker import Worker
 
 from qa import Answer, Passage, QAError, Settings, answer, corpus_path, document_text, open_index
 from qa.followup import expand_query, index_idf
 
+from . import state
+from .clipboard import clipboard_route, copy_message, tmux_set_clipboard
 from .commands import QACommands
-from .export import Turn, export_conversation
+from .export import ExportScreen, Turn, conversation_markdown
 from .help import HelpScreen
 from .viewer import DocumentScreen
-from .widgets import AnswerCard, ErrorCard, PassageItem, PendingCard, QuestionBubble, QuestionInput
+from .widgets import AnswerCard, ErrorCard, NoteCard, PassageItem, PendingCard, QuestionBubble, QuestionInput
 
-PLACEHOLDER = "Ask a question about the documents and press enter  (F1: help)"
-BUSY_PLACEHOLDER = "answering… please wait"
+PLACEHOLDER = "Ask a question and press enter (F1: help)"
+BUSY_PLACEHOLDER = "answering… type your next question: enter queues it, esc cancels"
 SPINNER = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
 
 
@@ -35,10 +41,42 @@ def corpus_label(settings: Settings) -> str:
     return ", ".join(names) if len(names) <= 2 else f"{names[0]} + {len(names) - 1} more"
 
 
+def show_path(path: Path, cwd: Path | None = None, home: Path | None = None) -> str:
+    """A path as a user would type it: relative under the current folder, ~/… under home, else absolute."""
+    path = path.expanduser().absolute()
+    cwd = cwd or Path.cwd()
+    home = home or Path.home()
+    for base, prefix in ((cwd, ""), (home, "~/")):
+        try:
+            rel = path.relative_to(base)
+        except ValueError:
+            continue
+        return prefix + str(rel) if str(rel) != "." else (prefix.rstrip("/") or ".")
+    return str(path)
+
+
+def corpus_title(settings: Settings) -> str:
+    """The corpus paths for the title bar."""
+    paths = [show_path(p) for p in settings.corpus]
+    return " + ".join(paths) if len(paths) <= 2 else f"{paths[0]} + {len(paths) - 1} more"
+
+
+@dataclass
+class Job:
+    """A question on its way: waiting in the queue, being answered, or cancelled."""
+
+    question: str
+    bubble: QuestionBubble
+    pending: PendingCard
+    cancelled: bool = False
+    worker: Worker | None = None
+
+
 class ChatScreen(Screen):
     """The conversation: status line, scrolling log of answers, the question box and the key footer."""
 
     BINDINGS = [
+        Binding("escape", "cancel", "Cancel answer"),
         Binding("tab", "cycle(1)", "Passages", show=False),
         Binding("shift+tab", "cycle(-1)", "Passages", show=False),
         Binding("pageup", "scroll_log(-1)", "Scroll up", show=False),
@@ -48,21 +86,36 @@ class ChatScreen(Screen):
     def compose(self):
         yield Header()
         yield Static("", id="status", markup=False)
+        yield ProgressBar(id="build", show_eta=True)
         with VerticalScroll(id="log"):
             yield Static(self._welcome(), id="welcome", markup=False)
         yield QuestionInput(placeholder=PLACEHOLDER, id="question")
         yield Footer()
 
     def _welcome(self) -> Content:
-        return Content.assemble(
-            ("Ask about the documents in ", "$text-muted"), (corpus_label(self.app.settings), "bold"),
-            (". Answers are quoted from the documents, with the answer highlighted and the source cited. "
-             "Select a passage (tab, up/down or the mouse) and press enter to open its source. "
-             "Follow-ups like “and what about…?” use the earlier questions.", "$text-muted"),
-        )
+        parts: list = [
+            ("Ask about the documents in ", "$text-muted"), (corpus_title(self.app.settings), "bold"),
+            (". Answers are quoted from the documents and cited. tab selects a passage; enter expands it, "
+             "then opens its source. Follow-ups like “and what about…?” use the earlier questions.", "$text-muted"),
+        ]
+        saved = len(self.app.saved_conversation)
+        if saved:
+            parts.append((f" ctrl+r reopens your last conversation ({saved} question{'s' * (saved != 1)}).",
+                          "$text-muted"))
+        return Content.assemble(*parts)
 
     def on_mount(self) -> None:
+        self.query_one("#build", ProgressBar).display = False
+        self.question_input.history = list(self.app.saved_history)
         self.question_input.focus()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "cancel":
+            return self.app.current is not None
+        return True
+
+    def action_cancel(self) -> None:
+        self.app.cancel_current()
 
     @property
     def log_view(self) -> VerticalScroll:
@@ -76,11 +129,7 @@ class ChatScreen(Screen):
         return list(self.query(PassageItem))
 
     def focus_input(self) -> None:
-        box = self.question_input
-        if not box.disabled:
-            box.focus()
-        else:
-            self.log_view.focus()
+        self.question_input.focus()
 
     def action_cycle(self, step: int) -> None:
         """tab / shift+tab: through the passages of the conversation and back to the question box."""
@@ -120,9 +169,8 @@ class ChatScreen(Screen):
     def type_ahead(self, character: str) -> None:
         """A key typed on a selected passage: into the question box, which takes the focus."""
         box = self.question_input
-        if not box.disabled:
-            self.set_focus(box)
-            box.insert_text_at_cursor(character)
+        self.set_focus(box)
+        box.insert_text_at_cursor(character)
 
     def on_passage_item_open(self, message: PassageItem.Open) -> None:
         self.app.open_passage(message.passage)
@@ -142,8 +190,9 @@ class QAChatApp(App[int]):
         Binding("ctrl+q", "quit", "Quit", priority=True),
         Binding("f1", "help", "Help"),
         Binding("question_mark", "help", "Help", show=False),
-        Binding("ctrl+l", "clear", "Clear", priority=True),
+        Binding("ctrl+l", "clear", "Clear", priority=True, show=False),
         Binding("ctrl+s", "export", "Export"),
+        Binding("ctrl+r", "reopen", "Reopen", show=False),
     ]
 
     def __init__(self, settings: Settings | None = None, warm_up: bool = True) -> None:
@@ -163,8 +212,16 @@ class QAChatApp(App[int]):
         self._loading = False
         self._spinner = None
         self._spin = 0
+        self._bar_stage: str | None = None
+        self.queue: deque[Job] = deque()
+        self.current: Job | None = None
+        self.state_dir = state.state_dir()
+        self.saved_history = state.load_history(self.state_dir)
+        self.saved_conversation = state.load_conversation(self.state_dir)
+        self.last_copy: str | None = None  # the message of the last copy (tests and the help text read it)
+        self.last_export: Path | None = None
         self.chat = ChatScreen(id="chat")
-        self.sub_title = corpus_label(self.settings)
+        self.sub_title = corpus_title(self.settings)
 
     def get_default_screen(self) -> Screen:
         return self.chat
@@ -175,12 +232,12 @@ class QAChatApp(App[int]):
 
     # --- status --------------------------------------------------------------------------------------
 
-    def set_status(self, text: str, state: str = "busy") -> None:
+    def set_status(self, text: str, kind: str = "busy") -> None:
         self.status = text
-        self.status_state = state
-        if state == "busy" and self._spinner is None:
+        self.status_state = kind
+        if kind == "busy" and self._spinner is None:
             self._spinner = self.set_interval(0.12, self._tick)
-        elif state != "busy" and self._spinner is not None:
+        elif kind != "busy" and self._spinner is not None:
             self._spinner.stop()
             self._spinner = None
         self.refresh_status()
@@ -235,18 +292,18 @@ class QAChatApp(App[int]):
         last = {"key": None}
 
         def progress(stage: str, done: int, total: int) -> None:
-            pct = int(100 * done / total) if total else 0
             if stage == "embedding":
-                text = f"building the index: embedding {pct}%…"
+                text = "building the index: embedding passages"
             elif stage == "reading":
-                text = f"building the index: reading files {done}/{total}…"
+                text = "building the index: reading files"
             elif "model" in stage:
                 text = "building the index: loading the embedding model…"
             else:
-                text = f"building the index: {stage} {pct}%…"
+                text = f"building the index: {stage}"
             if text != last["key"]:
                 last["key"] = text
                 self._post(self.set_status, text)
+            self._post(self._show_progress, stage, done, total)
 
         def warn(message: str) -> None:
             self._post(self.set_status, message)
@@ -271,84 +328,162 @@ class QAChatApp(App[int]):
             self._index_ready.set()
             self._post(self._loaded, rebuild)
 
+    def _show_progress(self, stage: str, done: int, total: int) -> None:
+        """The build's progress bar (with its ETA) under the status line, reset at each stage."""
+        bar = self.chat.query_one("#build", ProgressBar)
+        bar.display = True
+        if "model" in stage or total <= 0:  # no count to show: an indeterminate bar
+            self._bar_stage = stage
+            bar.update(total=None)
+            return
+        if self._bar_stage != stage:  # a new stage starts from zero, and so does its ETA
+            self._bar_stage = stage
+            bar.update(total=total, progress=0)
+        bar.update(total=total, progress=done)
+
     def _loaded(self, rebuild: bool) -> None:
         self._loading = False
+        self.chat.query_one("#build", ProgressBar).display = False
         if self.load_error:
             self.set_status(f"cannot open the index: {self.load_error}", "error")
             self.notify(self.load_error, title="Cannot open the index", severity="error", timeout=10)
             return
-        self.set_status("ready", "ready")
+        self._idle_status()
         if rebuild:
             self.notify(f"Index rebuilt: {self.index.manifest.num_chunks} chunks", timeout=4)
 
     # --- asking --------------------------------------------------------------------------------------
 
     def ask(self, question: str) -> None:
+        """Ask now, or after the questions before it: the box stays free for the next one."""
         question = question.strip()
-        box = self.chat.question_input
         if not question:
             return
-        if box.disabled:
-            return
+        box = self.chat.question_input
         box.remember(question)
         box.value = ""
-        box.disabled = True
-        box.placeholder = BUSY_PLACEHOLDER
-        log = self.chat.log_view
+        try:
+            state.append_history(question, corpus_title(self.settings), self.state_dir)
+        except OSError as exc:
+            self.notify(f"the question history cannot be saved: {exc.strerror or exc}", severity="warning")
+        waiting = self.current is not None or bool(self.queue)
         bubble = QuestionBubble(question)
-        pending = PendingCard("searching the documents…" if self._index_ready.is_set() else
-                              "waiting for the index to open…")
+        pending = PendingCard("queued: asked when the answer above is done (esc cancels that one)", queued=True) \
+            if waiting else PendingCard("searching the documents…")
+        log = self.chat.log_view
         log.mount(bubble)
         log.mount(pending)
         log.anchor()
-        self._answer_worker(question, list(self.context), self.last_answer, bubble, pending)
+        self.queue.append(Job(question, bubble, pending))
+        self._next()
+
+    def _next(self) -> None:
+        """Start the next queued question when nothing is being answered."""
+        if self.current is not None:
+            self._busy_status()
+            return
+        if not self.queue:
+            self._idle_status()
+            return
+        job = self.queue.popleft()
+        self.current = job
+        job.pending.start("searching the documents… (esc cancels)" if self._index_ready.is_set() else
+                          "waiting for the index to open… (esc cancels)")
+        box = self.chat.question_input
+        box.placeholder = BUSY_PLACEHOLDER
+        self._busy_status()
+        job.worker = self._answer_worker(job, list(self.context), self.last_answer)
+        self.chat.refresh_bindings()
+
+    def _busy_status(self) -> None:
+        queued = len(self.queue)
+        self.set_status("answering…" + (f" ({queued} queued)" if queued else ""))
+
+    def _idle_status(self) -> None:
+        if self._loading:
+            return
+        if self.current is not None:
+            self._busy_status()
+        elif self.load_error:
+            self.set_status(f"cannot open the index: {self.load_error}", "error")
+        else:
+            self.set_status("ready", "ready")
+
+    def cancel_current(self) -> None:
+        """esc: drop the question being answered (its result is ignored when it arrives); the queue goes on."""
+        job = self.current
+        if job is None:
+            return
+        job.cancelled = True
+        if job.worker is not None:
+            job.worker.cancel()
+        note = NoteCard("cancelled")
+        self.chat.log_view.mount(note, after=job.pending)
+        job.pending.remove()
+        self.current = None
+        self.chat.question_input.placeholder = PLACEHOLDER
+        self.chat.refresh_bindings()
+        self.notify("Answer cancelled", timeout=2)
+        self._next()
 
     @work(thread=True, group="answer", exit_on_error=False)
-    def _answer_worker(self, question: str, history: list[str], previous: str | None,
-                       bubble: QuestionBubble, pending: PendingCard) -> None:
+    def _answer_worker(self, job: Job, history: list[str], previous: str | None) -> None:
         self._index_ready.wait()
-        index, settings = self.index, self.settings
+        index, settings, question = self.index, self.settings, job.question
+        if job.cancelled:
+            return
         if index is None:
-            self._post(self._show_error, question, bubble, pending,
-                       f"the index is not available: {self.load_error or 'unknown error'}")
+            self._post(self._finish, job, None, f"the index is not available: {self.load_error or 'unknown error'}")
             return
         try:
             query = expand_query(question, history, self._idf, previous_answer=previous)
-            if query != question:
-                self._post(pending.set_text, f"searching: {query}")
+            if query != question and not job.cancelled:
+                self._post(job.pending.set_text, f"searching: {query} (esc cancels)")
             with self._lock:
+                if job.cancelled:
+                    return
                 reply = answer(question, index, settings, query=query if query != question else None)
         except QAError as exc:
-            self._post(self._show_error, question, bubble, pending, str(exc))
+            self._post(self._finish, job, None, str(exc))
             return
         except Exception as exc:  # noqa: BLE001
-            self._post(self._show_error, question, bubble, pending, f"{type(exc).__name__}: {exc}")
+            self._post(self._finish, job, None, f"{type(exc).__name__}: {exc}")
             return
-        self._post(self._show_reply, question, bubble, pending, reply)
+        self._post(self._finish, job, reply, None)
+
+    async def _finish(self, job: Job, reply: Answer | None, error: str | None) -> None:
+        """Show a reply (or an error) in place of its pending card, then go on with the queue."""
+        if job.cancelled or job is not self.current:
+            return
+        follow = self._at_bottom()
+        card = AnswerCard(reply) if reply is not None else ErrorCard(error or "no reply")
+        await self.chat.log_view.mount(card, after=job.pending)
+        await job.pending.remove()
+        self.turns.append(Turn(job.question, reply, error))
+        if reply is not None:
+            self.context.append(job.question)
+            self.last_answer = reply.answer if reply.answered else None
+        self._save_conversation()
+        self.current = None
+        self.chat.refresh_bindings()
+        if not self.queue:
+            self.chat.question_input.placeholder = PLACEHOLDER
+        if self.screen is self.chat and not isinstance(self.chat.focused, PassageItem):
+            self.chat.question_input.focus()
+        if follow or reply is None:
+            self.call_after_refresh(self._settle, job.bubble, card)
+        self._next()
+
+    def _save_conversation(self) -> None:
+        try:
+            state.save_conversation([(t.question, t.reply, t.error) for t in self.turns], corpus_title(self.settings),
+                                    self.state_dir)
+        except OSError as exc:
+            self.notify(f"the conversation cannot be saved: {exc.strerror or exc}", severity="warning")
 
     def _at_bottom(self) -> bool:
         log = self.chat.log_view
         return log.max_scroll_y <= 0 or log.scroll_y >= log.max_scroll_y - 1
-
-    async def _show_reply(self, question: str, bubble: QuestionBubble, pending: PendingCard, reply: Answer) -> None:
-        follow = self._at_bottom()
-        card = AnswerCard(reply)
-        await self.chat.log_view.mount(card, after=pending)
-        await pending.remove()
-        self.turns.append(Turn(question, reply))
-        self.context.append(question)
-        self.last_answer = reply.answer if reply.answered else None
-        self._done_asking()
-        if follow:
-            self.call_after_refresh(self._settle, bubble, card)
-
-    async def _show_error(self, question: str, bubble: QuestionBubble, pending: PendingCard, message: str) -> None:
-        card = ErrorCard(message)
-        await self.chat.log_view.mount(card, after=pending)
-        await pending.remove()
-        self.turns.append(Turn(question, error=message))
-        self._done_asking()
-        self.call_after_refresh(self._settle, bubble, card)
 
     def _settle(self, bubble: QuestionBubble, card) -> None:
         """Keep the newest answer in view: the bottom of the log, or the question's top when it is too tall."""
@@ -360,13 +495,6 @@ class QAChatApp(App[int]):
         else:
             log.scroll_end(animate=False)
 
-    def _done_asking(self) -> None:
-        box = self.chat.question_input
-        box.disabled = False
-        box.placeholder = PLACEHOLDER
-        if self.screen is self.chat and not isinstance(self.chat.focused, PassageItem):
-            box.focus()
-
     # --- passages ------------------------------------------------------------------------------------
 
     def open_passage(self, passage: Passage) -> None:
@@ -374,7 +502,7 @@ class QAChatApp(App[int]):
             return
         path = corpus_path(self.index, passage.citation.doc)
         try:
-            text = document_text(self.index, passage.citation.doc)  # a PDF's, HTML's, ... text layer
+            text = document_text(self.index, passage.citation.doc)  # a text layer, or the file decoded as indexed
         except QAError as exc:
             self.notify(str(exc), severity="error")
             return
@@ -386,7 +514,7 @@ class QAChatApp(App[int]):
     # --- actions ---------------------------------------------------------------------------------------
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action in ("clear", "export"):
+        if action in ("clear", "export", "reopen"):
             return self.screen is self.chat
         return True
 
@@ -397,7 +525,8 @@ class QAChatApp(App[int]):
     def action_clear(self) -> None:
         log = self.chat.log_view
         for child in list(log.children):
-            if child.id != "welcome" and not isinstance(child, PendingCard):
+            if child.id != "welcome" and not isinstance(child, PendingCard) and not (
+                    isinstance(child, QuestionBubble) and self._waiting_bubble(child)):
                 child.remove()
         self.turns.clear()
         self.context.clear()
@@ -405,20 +534,72 @@ class QAChatApp(App[int]):
         self.chat.focus_input()
         self.notify("Conversation cleared", timeout=2)
 
+    def _waiting_bubble(self, bubble: QuestionBubble) -> bool:
+        jobs = ([self.current] if self.current else []) + list(self.queue)
+        return any(j.bubble is bubble for j in jobs)
+
+    def action_reopen(self) -> None:
+        """ctrl+r: put the conversation of the last run back in the log, before this run's, as the context."""
+        saved = self.saved_conversation
+        if not saved:
+            self.notify("No earlier conversation is saved", severity="warning")
+            return
+        self.saved_conversation = []
+        log = self.chat.log_view
+        widgets: list = [NoteCard(f"reopened: the last conversation ({len(saved)} question{'s' * (len(saved) != 1)})")]
+        turns = []
+        for question, reply, error in saved:
+            widgets.append(QuestionBubble(question))
+            widgets.append(AnswerCard(reply) if reply is not None else ErrorCard(error or "no reply"))
+            turns.append(Turn(question, reply, error))
+        log.mount_all(widgets, after="#welcome")
+        self.turns[:0] = turns
+        answered = [t for t in turns if t.reply is not None]
+        self.context[:0] = [t.question for t in answered]
+        if answered and not any(t.reply is not None for t in self.turns[len(turns):]):
+            last = answered[-1].reply
+            self.last_answer = last.answer if last.answered else None
+        self.chat.query_one("#welcome", Static).update(self.chat._welcome())
+        self.call_after_refresh(log.scroll_end, animate=False)
+        self.notify(f"Reopened the last conversation: {len(saved)} question{'s' * (len(saved) != 1)}", timeout=3)
+
     def action_export(self) -> None:
+        """ctrl+s: ask where, then write the conversation as Markdown."""
         if not self.turns:
             self.notify("Nothing to export yet: ask a question first", severity="warning")
             return
-        label = corpus_label(self.settings)
+        label = corpus_title(self.settings)
         m = self.index.manifest if self.index is not None else None
         if m is not None:
             label += f" ({len(m.files)} documents, {m.num_chunks} chunks)"
-        try:
-            path = export_conversation(self.turns, corpus=label)
-        except OSError as exc:
-            self.notify(f"cannot export: {exc.strerror or exc}", severity="error")
-            return
-        self.notify(f"Exported the conversation to {path}", title="Exported", timeout=8)
+        markdown = conversation_markdown(self.turns, corpus=label)
+
+        def done(path: Path | None) -> None:
+            if path is None:
+                self.notify("Export cancelled", timeout=2)
+                return
+            self.last_export = path
+            self.notify(f"Exported the conversation to {path}", title="Exported", timeout=8)
+
+        self.push_screen(ExportScreen(markdown, state.default_export_path()), done)
+
+    def copy_text(self, text: str, what: str) -> str:
+        """Copy by OSC 52 when that is known to work; otherwise also save the text to a file and say where."""
+        env = dict(os.environ)
+        route = clipboard_route(env, tmux_set_clipboard() if env.get("TMUX") else None)
+        if route.osc52:
+            self.copy_to_clipboard(text)
+        saved = None
+        if not route.reliable:
+            try:
+                saved = state.save_clipboard(text, self.state_dir)
+            except OSError:
+                saved = None
+        message = copy_message(what, route, saved)
+        self.last_copy = message
+        self.notify(message, title="Copy", severity="information" if route.reliable or saved else "error",
+                    timeout=4 if route.reliable else 10)
+        return message
 
     def action_rebuild(self) -> None:
         self.load_index(rebuild=True)

@@ -26,7 +26,8 @@ class QACommands(Provider):
             yield (f"Retrieval mode: {mode}{current}", partial(app.set_mode, mode),
                    {"bm25": "keywords only", "dense": "embeddings only",
                     "hybrid": "keywords and embeddings fused"}[mode])
-        yield ("Export the conversation to Markdown", app.action_export, "writes qa-chat-….md in the current folder")
+        yield ("Export the conversation to Markdown", app.action_export, "asks where to write qa-chat-….md")
+        yield ("Reopen the last conversation", app.action_reopen, "the questions and answers of the last run")
         yield ("Clear the conversation", app.action_clear, "also forgets the context used for follow-ups")
 
     async def discover(self) -> Hits:

@@ -7,32 +7,38 @@ from textual.content import Content
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
-INTRO = ("Ask a question about your documents and press enter. Answers are passages quoted from the "
-         "documents, the answer highlighted and the source cited. A follow-up (“and what about…?”, “what did "
-         "they say?”) is searched with the keywords of the earlier questions, shown as “searched: …”.")
+INTRO = ("Answers are passages quoted from your documents, the answer highlighted and the source "
+         "cited. Follow-ups (“and what about…?”, “who drafted it?”) use the earlier questions; the card "
+         "shows what was searched.")
 
 KEYS: list[tuple[str, list[tuple[str, str]]]] = [
-    ("Chat", [
-        ("enter", "ask the question in the box"),
-        ("up / down", "in the box: recall earlier questions"),
-        ("tab / shift+tab", "select the latest answer's passages, then the box"),
-        ("up / down", "on a passage: previous / next passage"),
-        ("enter / o", "on a passage: open its source (or double-click)"),
-        ("y", "on a passage: copy it with its citation"),
-        ("esc", "on a passage: back to the question box"),
+    ("Question box", [
+        ("enter", "ask; while an answer runs, queue the question"),
+        ("esc", "cancel the answer being computed"),
+        ("up / down", "on an empty box: earlier questions, to edit"),
+    ]),
+    ("Answers", [
+        ("tab / shift+tab", "select the latest answer's passages"),
+        ("up / down", "previous / next passage"),
+        ("enter", "expand a passage; on an expanded one, open it"),
+        ("space", "expand or fold a passage"),
+        ("o", "open the source at the cited lines"),
+        ("y", "copy the passage with its citation"),
+        ("esc", "back to the question box"),
         ("pgup / pgdn", "scroll the conversation"),
-        ("ctrl+l", "clear the conversation and follow-up context"),
-        ("ctrl+s", "export to Markdown (qa-chat-….md in this folder)"),
-        ("ctrl+p", "commands: rebuild index, reranking, mode, theme"),
-        ("f1 / ?", "this help"),
+    ]),
+    ("Conversation", [
+        ("ctrl+s", "export to Markdown (asks where)"),
+        ("ctrl+r", "reopen the last conversation"),
+        ("ctrl+l", "clear the conversation and its context"),
+        ("ctrl+p", "commands: rebuild, reranking, mode, theme"),
+        ("f1 / ?", "this help (? types a ? in the box)"),
         ("ctrl+q", "quit"),
     ]),
-    ("Document viewer", [
-        ("/", "find text (enter searches)"),
-        ("n / N", "next / previous match"),
+    ("Source viewer", [
+        ("/  n  N", "find, next, previous match"),
         ("p", "back to the cited passage"),
         ("y", "copy the passage with its citation"),
-        ("arrows, pgup", "scroll"),
         ("esc", "back to the chat"),
     ]),
 ]

@@ -303,5 +303,5 @@ class DocumentScreen(Screen):
 
     def action_copy(self) -> None:
         if self.passage is not None:
-            self.app.copy_to_clipboard(f"{' '.join(self.passage.text.split())}\n— {citation_text(self.passage)}")
-            self.notify("Copied the passage with its citation", timeout=3)
+            self.app.copy_text(f"{' '.join(self.passage.text.split())}\n— {citation_text(self.passage)}",
+                               f"passage [{self.passage.rank}]")

@@ -11,7 +11,9 @@ from textual.message import Message
 from textual.widgets import Input, LoadingIndicator, Static
 
 from qa import Answer, Passage
-from qa.render import SOURCES_DIFFER, citation_text, line_range
+from qa.render import SOURCES_AGREE, SOURCES_DIFFER, agreement, citation_text, line_range
+
+from .cards import PassageView, card_views, sentence, squash, visible_parts
 
 
 def short_doc(doc: str, width: int = 14) -> str:
@@ -19,25 +21,53 @@ def short_doc(doc: str, width: int = 14) -> str:
     return doc if len(doc) <= width else doc[: width - 1] + "…"
 
 
-def _squash(text: str) -> str:
-    return re.sub(r"\s+", " ", text)
+ANSWER_STYLE = "bold reverse $accent"
 
 
-def passage_body(passage: Passage, answer_style: str = "bold reverse $accent") -> Content:
-    """The passage text as one paragraph with its answer span highlighted."""
-    text = passage.text.strip()
-    lead = len(passage.text) - len(passage.text.lstrip())
-    if passage.answer_start is None or passage.answer_end is None:
-        return Content(_squash(text))
-    s = passage.answer_start - passage.citation.start - lead
-    e = passage.answer_end - passage.citation.start - lead
-    if not 0 <= s < e <= len(text):
-        return Content(_squash(text))
-    return Content.assemble(_squash(text[:s]), (_squash(text[s:e]), answer_style), _squash(text[e:]))
+def passage_body(view: PassageView) -> Content:
+    """An expanded passage as one paragraph: its answer span marked when it answers, and stretches an earlier
+    passage already shows replaced by a pointer to it."""
+    p = view.passage
+    base = p.citation.start
+    span = None
+    if view.highlight and p.answer_start is not None and p.answer_end is not None:
+        span = (p.answer_start - base, p.answer_end - base)
+    pieces: list[tuple[str, str]] = []
+    for part in visible_parts(view):
+        if isinstance(part, str):
+            pieces.append((f" {part} ", "$text-muted"))
+            continue
+        if isinstance(part, int):
+            pieces.append((f" […see [{part}]…] ", "italic $text-muted"))
+            continue
+        s, e = part
+        if span and s < span[1] and span[0] < e:
+            a, b = max(s, span[0]), min(e, span[1])
+            pieces.extend([(p.text[s:a], ""), (p.text[a:b], ANSWER_STYLE), (p.text[b:e], "")])
+        else:
+            pieces.append((p.text[s:e], ""))
+    return Content.assemble(*one_paragraph(pieces))
+
+
+def one_paragraph(pieces: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """Styled pieces with every whitespace run (also across pieces) as one space, and no space at either end."""
+    out: list[tuple[str, str]] = []
+    space_before = True
+    for text, style in pieces:
+        text = re.sub(r"\s+", " ", text)
+        if space_before:
+            text = text.lstrip(" ")
+        if not text:
+            continue
+        out.append((text, style))
+        space_before = text.endswith(" ")
+    if out and out[-1][0].endswith(" "):
+        out[-1] = (out[-1][0].rstrip(" "), out[-1][1])
+    return [piece for piece in out if piece[0]]
 
 
 class QuestionInput(Input):
-    """The question box: enter asks, up/down recall earlier questions."""
+    """The question box: enter asks (or queues), up on an empty box recalls earlier questions, down comes back."""
 
     BINDINGS = [
         Binding("up", "history(-1)", "Previous question", show=False),
@@ -58,11 +88,14 @@ class QuestionInput(Input):
         self._draft = ""
 
     def action_history(self, step: int) -> None:
+        """up on an empty box brings back the last question to edit; more ups go further back, down returns."""
         if not self.history:
             return
+        if self._cursor is not None and self._cursor < len(self.history) and self.value != self.history[self._cursor]:
+            self._cursor = None  # the recalled question was edited: it is the user's text now
         if self._cursor is None:
-            if step > 0:
-                return
+            if step > 0 or self.value.strip():
+                return  # never replace what the user is typing
             self._draft = self.value
             self._cursor = len(self.history)
         self._cursor = max(0, self._cursor + step)
@@ -82,11 +115,13 @@ class QuestionBubble(Static):
 
 
 class PassageItem(Vertical, can_focus=True):
-    """One cited passage: select with up/down, tab or the mouse; enter/o opens the source, y copies it."""
+    """One cited passage, one line or whole: enter expands (then opens the source), space folds, y copies."""
 
     BINDINGS = [
-        Binding("enter,o", "open", "Open source"),
-        Binding("y", "copy", "Copy passage"),
+        Binding("enter", "enter", "Expand/open"),
+        Binding("space", "toggle", "Fold", show=False),
+        Binding("o", "open", "Source"),
+        Binding("y", "copy", "Copy"),
         Binding("escape", "leave", "Back to question", show=False),
         Binding("up", "move(-1)", "Previous", show=False),
         Binding("down", "move(1)", "Next", show=False),
@@ -107,35 +142,103 @@ class PassageItem(Vertical, can_focus=True):
             self.item = item
             self.step = step
 
-    def __init__(self, passage: Passage, tag: tuple[str, str] | None = None, closest: bool = False) -> None:
+    class Toggle(Message):
+        """Show this passage whole, or as one line again."""
+
+        def __init__(self, item: "PassageItem") -> None:
+            super().__init__()
+            self.item = item
+
+    def __init__(self, view: PassageView, tag: tuple[str, str, str] | None = None, closest: bool = False) -> None:
         super().__init__(classes="closest" if closest else "")
-        self.passage = passage
+        self.view = view
+        self.passage = view.passage
         self.tag = tag
         self.closest = closest
         self._typing = False
 
+    @property
+    def expanded(self) -> bool:
+        return self.view.expanded
+
     def compose(self):
-        p = self.passage
-        c = p.citation
-        head = [(f"[{p.rank}] ", "bold"), (c.doc, "bold $text-primary"), f" · {line_range(p)}",
-                (f" · score {p.score:.2f}", "$text-muted")]
+        yield Static("", classes="passage-head", markup=False)
+        yield Static("", classes="passage-meta", markup=False)
+        yield Static("", classes="passage-text", markup=False)
+
+    def on_mount(self) -> None:
+        self.show(self.view)
+
+    def show(self, view: PassageView) -> None:
+        """Draw the passage as view says (one line, or whole with its citation details)."""
+        self.view = view
+        self.set_class(view.expanded, "expanded")
+        head, meta, body = (self.query_one(f".passage-{n}", Static) for n in ("head", "meta", "text"))
+        if view.expanded:
+            head.update(self._expanded_head())
+            c = self.passage.citation
+            extra = " · ".join(x for x in (c.title, c.date, c.author) if x)
+            meta.update(Content.styled(extra, "italic $text-muted"))
+            meta.display = bool(extra)
+            body.update(passage_body(view))
+            body.display = True
+        else:
+            head.update(self._line())
+            meta.display = False
+            body.display = False
+
+    def _expanded_head(self) -> Content:
+        p, c = self.passage, self.passage.citation
+        head: list = [("▾ ", "$text-muted"), (f"[{p.rank}] ", "bold"), (c.doc, "bold $text-primary"),
+                      f" · {line_range(p)}", (f" · {self.view.score:.2f}", "$text-muted")]
         if self.closest:
-            head.insert(0, ("closest ", "italic $text-warning"))
+            head.insert(1, ("closest ", "italic $text-warning"))
         if self.tag:
             head.append(("  " + self.tag[0], self.tag[1]))
-        yield Static(Content.assemble(*head), classes="passage-head", markup=False)
-        meta = " · ".join(x for x in (c.title, c.date, c.author) if x)
-        if meta:
-            yield Static(Content.styled(meta, "italic $text-muted"), classes="passage-meta", markup=False)
-        yield Static(passage_body(p), classes="passage-text", markup=False)
+        return Content.assemble(*head)
+
+    def _line(self) -> Content:
+        """'▸ [2] 0.83 doc.txt:43  the sentence that answers…' (one line; the card cuts it with an ellipsis)."""
+        p, c = self.passage, self.passage.citation
+        parts: list = [("▸ ", "$text-muted"), (f"[{p.rank}] ", "bold"), (f"{self.view.score:.2f} ", "$text-muted")]
+        if self.tag:
+            parts.append((self.tag[2] + " ", self.tag[1]))
+        doc = c.doc if self.app.size.width >= 110 else short_doc(c.doc, 16)
+        parts.extend([(f"{doc}:{c.line_start}", "$text-primary"), "  "])
+        if self.closest:
+            parts.insert(1, ("closest ", "italic $text-warning"))
+        if self.view.duplicate_of is not None:
+            parts.append((f"same text as [{self.view.duplicate_of}]", "italic $text-muted"))
+            return Content.assemble(*parts)
+        text, span = sentence(p)
+        if span and self.view.highlight:
+            a, b = span
+            parts.extend([squash(text[:a]) + (" " if text[:a].rstrip() != text[:a] else ""),
+                          (squash(text[a:b]), ANSWER_STYLE),
+                          (" " if text[b:b + 1].isspace() else "") + squash(text[b:])])
+        else:
+            parts.append(squash(text))
+        return Content.assemble(*parts)
+
+    def action_enter(self) -> None:
+        if self.expanded:
+            self.action_open()
+        else:
+            self.post_message(self.Toggle(self))
+
+    def action_toggle(self) -> None:
+        self.post_message(self.Toggle(self))
 
     def action_open(self) -> None:
-        self.post_message(self.Open(self.passage))
+        """Open the source; a passage that does not give the answer opens without a highlighted span."""
+        p = self.passage
+        if not self.view.highlight:
+            p = p.model_copy(update={"answer": None, "answer_start": None, "answer_end": None})
+        self.post_message(self.Open(p))
 
     def action_copy(self) -> None:
         text = f"{' '.join(self.passage.text.split())}\n— {citation_text(self.passage)}"
-        self.app.copy_to_clipboard(text)
-        self.notify(f"Copied passage [{self.passage.rank}] with its citation", timeout=3)
+        self.app.copy_text(text, f"passage [{self.passage.rank}]")
 
     def action_leave(self) -> None:
         self.post_message(self.Move(self, 10_000))
@@ -145,7 +248,8 @@ class PassageItem(Vertical, can_focus=True):
 
     def on_key(self, event: Key) -> None:
         """Typing on a selected passage goes to the question box (o, y and ? keep their meaning)."""
-        if event.is_printable and event.character and (self._typing or event.character not in "oy?"):
+        if event.is_printable and event.character and event.character != " " and (
+                self._typing or event.character not in "oy?"):
             event.stop()
             event.prevent_default()
             self._typing = True  # the rest of a fast burst of keys follows the first one to the box
@@ -159,9 +263,11 @@ class PassageItem(Vertical, can_focus=True):
     def on_click(self, event: Click) -> None:
         if event.chain >= 2:
             self.action_open()
+        elif not self.expanded and event.chain == 1 and self.has_focus:
+            self.post_message(self.Toggle(self))
 
 
-def _groups_line(reply: Answer) -> Content | None:
+def groups_line(reply: Answer) -> Content | None:
     """'Sources differ: 85,000 (003_341…) · 800,000 (000_a53…)' or the agreeing sources of the answer."""
     if not reply.groups:
         return None
@@ -174,12 +280,8 @@ def _groups_line(reply: Answer) -> Content | None:
             ranks = ",".join(str(r) for r in g.ranks)
             parts.extend([(g.answer, "bold"), f" ([{ranks}] {docs})"])
         return Content.assemble(*parts)
-    g = reply.groups[0]
-    if len(g.ranks) < 2:
-        return None
-    ranks = ", ".join(f"[{r}]" for r in g.ranks)
-    return Content.assemble(("✓ Sources agree: ", "bold $text-success"),
-                            f"{len(g.ranks)} passages {ranks} in {len(g.docs)} document{'s' * (len(g.docs) > 1)}")
+    agree = agreement(reply.groups[0])
+    return Content.assemble(("✓ " + SOURCES_AGREE, "bold $text-success"), agree) if agree else None
 
 
 class AnswerCard(Vertical):
@@ -188,6 +290,7 @@ class AnswerCard(Vertical):
     def __init__(self, reply: Answer) -> None:
         super().__init__(classes="card answered" if reply.answered else "card abstained")
         self.reply = reply
+        self.expanded = {reply.passages[0].rank} if reply.passages else set()
         self.border_title = "answer" if reply.answered else "no answer"
         mode = reply.mode + (" + rerank" if reply.reranked else "")
         self.border_subtitle = f"{mode} · {reply.seconds:.1f} s"
@@ -206,18 +309,29 @@ class AnswerCard(Vertical):
             if r.passages:
                 yield Static(Content.styled("The closest passages, which do not answer the question:",
                                             "italic $text-muted"), classes="note", markup=False)
-        line = _groups_line(r) if r.answered else None
+        line = groups_line(r) if r.answered else None
         if line is not None:
             yield Static(line, classes="groups", markup=False)
         if r.query:
             yield Static(Content.assemble(("searched: ", "bold $text-muted"), (r.query, "italic $text-muted")),
                          classes="searched", markup=False)
         tags = self._tags()
-        for p in r.passages:
-            yield PassageItem(p, tags.get(p.rank), closest=not r.answered)
+        for view in card_views(r, self.expanded):
+            yield PassageItem(view, tags.get(view.passage.rank), closest=not r.answered)
 
-    def _tags(self) -> dict[int, tuple[str, str]]:
-        """Per passage rank: which answer group it belongs to, when the sources disagree."""
+    def on_passage_item_toggle(self, message: PassageItem.Toggle) -> None:
+        message.stop()
+        self.toggle(message.item.passage.rank)
+
+    def toggle(self, rank: int) -> None:
+        """Show the passage of this rank whole, or as one line again; the others are redrawn so no text repeats."""
+        self.expanded ^= {rank}
+        views = {v.passage.rank: v for v in card_views(self.reply, self.expanded)}
+        for item in self.passages:
+            item.show(views[item.passage.rank])
+
+    def _tags(self) -> dict[int, tuple[str, str, str]]:
+        """Per passage rank: its answer group (label, style, one-line mark) when sources agree or disagree."""
         r = self.reply
         if not r.answered or not r.groups:
             return {}
@@ -225,9 +339,10 @@ class AnswerCard(Vertical):
         for i, g in enumerate(r.groups):
             for rank in g.ranks:
                 if r.disagreement:
-                    out[rank] = (f"says {g.answer}", "bold $text-success" if i == 0 else "bold $text-warning")
+                    out[rank] = (f"says {g.answer}", "bold $text-success" if i == 0 else "bold $text-warning",
+                                 "✓" if i == 0 else "≠")
                 elif len(g.ranks) > 1:
-                    out[rank] = ("✓ agrees", "$text-success")
+                    out[rank] = ("✓ agrees", "$text-success", "✓")
         return out
 
     @property
@@ -236,18 +351,32 @@ class AnswerCard(Vertical):
 
 
 class PendingCard(Vertical):
-    """Shown while a question is being answered."""
+    """Shown while a question waits for its turn or is being answered."""
 
-    def __init__(self, text: str = "searching the documents…") -> None:
-        super().__init__(classes="card pending")
+    def __init__(self, text: str = "searching the documents…", queued: bool = False) -> None:
+        super().__init__(classes="card pending queued" if queued else "card pending")
         self.text = text
 
     def compose(self):
         yield Static(Content.styled(self.text, "italic $text-muted"), classes="pending-text", markup=False)
         yield LoadingIndicator()
 
+    def start(self, text: str) -> None:
+        """The question's turn has come."""
+        self.remove_class("queued")
+        self.set_text(text)
+
     def set_text(self, text: str) -> None:
-        self.query_one(".pending-text", Static).update(Content.styled(text, "italic $text-muted"))
+        self.text = text
+        for widget in self.query(".pending-text").results(Static):
+            widget.update(Content.styled(text, "italic $text-muted"))
+
+
+class NoteCard(Static):
+    """A short note in the log: a cancelled question, a reopened conversation."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(Content.styled(text, "italic $text-muted"), classes="card note-card", markup=False)
 
 
 class ErrorCard(Static):
