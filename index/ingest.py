@@ -9,7 +9,7 @@ from pathlib import Path
 from .models import Document, Span
 from .words import MONTH_NAMES
 
-SUFFIXES = (".txt", ".md", ".markdown")
+SUFFIXES = (".txt", ".md", ".markdown", ".pdf", ".html", ".htm", ".xhtml", ".docx", ".epub")  # index/formats
 
 
 class IngestError(Exception):

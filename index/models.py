@@ -76,6 +76,20 @@ class SourceFile(BaseModel):
     skipped: str | None = Field(default=None, description="why the file was not indexed, if it was not")
     ctime_ns: int | None = Field(default=None, description="with size, mtime and inode: the change-detection stamp")
     inode: int | None = None
+    format: str = Field(default="text", description=(
+        "text (.txt/.md: offsets index the file itself), pdf, html, docx or epub (offsets index the text layer)"))
+    layer: str | None = Field(default=None, description="file name of the stored text layer in the generation folder")
+    pages: list[int] | None = Field(default=None, description="PDF: offset in the text layer where each page begins")
+    extractor_version: int | None = Field(default=None, description="non-text formats: version of the extractors that "
+                                                                 "made the layer (a new version re-reads the file)")
+
+    def page_range(self, start: int, end: int) -> tuple[int | None, int | None]:
+        """1-based pages holding text-layer offsets [start, end) (PDF only; else None, None)."""
+        if not self.pages:
+            return None, None
+        import bisect
+
+        return bisect.bisect_right(self.pages, start), bisect.bisect_right(self.pages, max(start, end - 1))
 
 
 class Manifest(BaseModel):

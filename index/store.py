@@ -29,11 +29,12 @@ import numpy as np
 from pydantic import ValidationError
 
 from . import bm25 as bm25_mod
-from . import dense
+from . import dense, formats
 from .chunk import make_chunks
-from .ingest import SkippedFile, clean_document, decode_text, doc_name, find_files
+from .ingest import SkippedFile, clean_document, decode_text, doc_name, find_files, read_text
 from .models import (FORMAT_VERSION, BM25Params, Chunk, ChunkParams, IndexCorrupt, IndexOutdated, Manifest,
                      SourceFile)
+from .formats import Extractor
 from .records import CHUNKS, OFFSETS, ChunkStore, ChunkWriter
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
@@ -152,6 +153,18 @@ class Index:
             self._sources = {f.doc: f for f in self.manifest.files}
         return self._sources.get(doc)
 
+    def text(self, doc: str) -> str:
+        """The text citations of `doc` index: the file itself for .txt/.md, else its stored text layer.
+
+        OSError when it cannot be read (a text file removed, or the generation pruned by a newer build)."""
+        source = self.source(doc)
+        if source is not None and source.layer:
+            return (self.folder / source.layer).read_text(encoding="utf-8")
+        try:
+            return read_text(self.corpus_root / doc)  # decoded exactly as it was for indexing
+        except SkippedFile as exc:
+            raise OSError(f"{doc}: {exc}") from None
+
 
 def _first_line(exc: BaseException) -> str:
     return (str(exc).splitlines() or [type(exc).__name__])[0][:120]
@@ -217,6 +230,9 @@ def stale_reason(manifest: Manifest, root: Path, files: list[CorpusFile],
     if any(f.ctime_ns is None for f in manifest.files if f.skipped is None):
         return "index predates ctime and inode stamps"  # a refresh reuses every chunk and records them
     known = {f.doc: f for f in manifest.files}
+    for f in manifest.files:
+        if f.format != "text" and f.extractor_version != formats.EXTRACTOR_VERSION:
+            return f"the {f.format} extractor changed ({f.doc})"
     current = {f.doc for f in files}
     for doc in sorted(set(known) - current):
         return f"{doc} was removed"
@@ -397,6 +413,31 @@ def _file_ranges(manifest: Manifest) -> dict[str, tuple[SourceFile, int, int]]:
     return out
 
 
+def layer_name(sha256: str) -> str:
+    """File name of a document's text layer in a generation folder (content-addressed: reused while unchanged)."""
+    return f"layer-{sha256[:40]}.txt"
+
+
+def _reuse_layer(previous: Previous, source: SourceFile, building: Path) -> bool:
+    """Link (or copy) an unchanged document's text layer into the new generation; False if it is missing."""
+    if not source.layer:
+        return True
+    old = previous.index.folder / source.layer
+    try:
+        try:
+            os.link(old, building / source.layer)
+        except OSError:
+            shutil.copyfile(old, building / source.layer)
+    except OSError:
+        return False
+    return True
+
+
+def _write_layer(building: Path, name: str, text: str) -> None:
+    with open(building / name, "w", encoding="utf-8", newline="") as fh:
+        fh.write(text)
+
+
 def _read_stable(f: CorpusFile) -> tuple[bytes, os.stat_result]:
     """The file's bytes and its stat, read again once if it changed while being read.
 
@@ -417,14 +458,21 @@ class _Unsettled(Exception):
 
 
 def _collect(files: list[CorpusFile], previous: Previous | None, chunking: ChunkParams, writer: ChunkWriter,
-             postings: bm25_mod.PostingsBuilder, progress: Progress | None, warn: Warn | None) -> Collected:
+             postings: bm25_mod.PostingsBuilder, progress: Progress | None, warn: Warn | None,
+             building: Path, extractor: Extractor) -> Collected:
     """Read every file (or reuse its previous chunks when its content is unchanged), writing records as we go.
 
     Each file is read once (its hash and its text come from the same bytes). A file removed during the build is
     left out with a warning; one that keeps changing while read is recorded as skipped, so the next run reads it.
+    PDF, HTML, DOCX and EPUB files are read by the extractor (a worker with a time limit) into a text layer stored
+    in the generation, and count as changed while read when their stamps moved during extraction; a file skipped
+    before with the same content is skipped again without extracting it.
     """
     out = Collected()
     reusable = previous.files if previous is not None else {}
+    skipped_before = ({s.doc: s for s in previous.index.manifest.files
+                       if s.skipped and s.format != "text" and s.extractor_version == formats.EXTRACTOR_VERSION}
+                      if previous is not None else {})
     for n, f in enumerate(files, 1):
         if progress and f.size >= BIG_FILE:
             progress(f"reading {f.doc} ({f.size / 1e6:.1f} MB)", n - 1, len(files))
@@ -454,7 +502,14 @@ def _collect(files: list[CorpusFile], previous: Previous | None, chunking: Chunk
         sha = hashlib.sha256(data).hexdigest()
         stamps = {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "ctime_ns": st.st_ctime_ns, "inode": st.st_ino}
         old = reusable.get(f.doc)
-        if old is not None and old[0].sha256 == sha:
+        if old is not None and old[0].format != "text" and old[0].extractor_version != formats.EXTRACTOR_VERSION:
+            old = None  # made by another version of the extractors: read it again
+        was_skipped = skipped_before.get(f.doc)
+        if was_skipped is not None and was_skipped.sha256 == sha:
+            if warn:
+                warn(f"skipped {f.doc}: {was_skipped.skipped}")
+            out.sources.append(was_skipped.model_copy(update=stamps))
+        elif old is not None and old[0].sha256 == sha and _reuse_layer(previous, old[0], building):
             source, lo, hi = old
             writer.copy(previous.index.records, lo, hi)
             postings.add_base(lo, hi)
@@ -464,23 +519,49 @@ def _collect(files: list[CorpusFile], previous: Previous | None, chunking: Chunk
             out.count += hi - lo
         else:
             try:
-                text = decode_text(data)
+                if formats.format_of(f.path) in (None, "text"):
+                    extracted = formats.Extracted(text=decode_text(data), format="text")
+                else:
+                    extracted = extractor.read(f.path)
+                    after = f.path.stat()
+                    if (after.st_size, after.st_mtime_ns, after.st_ino) != (st.st_size, st.st_mtime_ns, st.st_ino):
+                        raise _Unsettled("it changed while being read")
             except SkippedFile as exc:
                 if warn:
                     warn(f"skipped {f.doc}: {exc}")
-                out.sources.append(SourceFile(doc=f.doc, sha256=sha, skipped=str(exc), **stamps))
+                fmt = formats.format_of(f.path) or "text"
+                out.sources.append(SourceFile(doc=f.doc, sha256=sha, skipped=str(exc), format=fmt,
+                                              extractor_version=None if fmt == "text" else formats.EXTRACTOR_VERSION,
+                                              **stamps))
+                if progress:
+                    progress("reading", n, len(files))
+                continue
+            except (_Unsettled, OSError) as exc:  # changed or removed while the extractor read it
+                reason = str(exc) if isinstance(exc, _Unsettled) else "it could not be read during the build"
+                if warn:
+                    warn(f"skipped {f.doc}: {reason}; it will be read again next time")
+                out.sources.append(SourceFile(doc=f.doc, size=-1, mtime_ns=f.mtime_ns, sha256="", skipped=reason))
                 if progress:
                     progress("reading", n, len(files))
                 continue
             del data
-            document = clean_document(f.doc, text)
+            document = clean_document(f.doc, extracted.text)
+            layer = None
+            if extracted.format != "text":
+                layer = layer_name(sha)
+                _write_layer(building, layer, extracted.text)
+                document = document.model_copy(update={k: getattr(extracted, k) or getattr(document, k)
+                                                       for k in ("title", "author", "date")})
             chunks = make_chunks(document, chunking)
             writer.add([c.model_dump() for c in chunks])
             postings.add_tokens([bm25_mod.tokenize(c.search_text) for c in chunks])
             out.old_rows.append(np.full(len(chunks), -1, dtype=np.int64))
             out.hashes.append(np.array([c.hash for c in chunks], dtype=HASH_DTYPE))
             out.sources.append(SourceFile(doc=f.doc, sha256=sha, title=document.title, date=document.date,
-                                          author=document.author, chunks=len(chunks), **stamps))
+                                          author=document.author, chunks=len(chunks), format=extracted.format,
+                                          layer=layer, pages=extracted.pages,
+                                          extractor_version=None if layer is None else formats.EXTRACTOR_VERSION,
+                                          **stamps))
             out.count += len(chunks)
         if progress:
             progress("reading", n, len(files))
@@ -577,9 +658,9 @@ def _write_generation(building: Path, root: Path, files: list[CorpusFile], previ
                       warn: Warn | None, started_ns: int = 0):
     """Write every file of a new generation into `building`, then rename it to its final gen- name."""
     postings = bm25_mod.PostingsBuilder(previous.index.bm25 if previous and previous.files else None)
-    with open(building / CHUNKS, "wb") as fh:
+    with open(building / CHUNKS, "wb") as fh, Extractor() as extractor:
         writer = ChunkWriter(fh)
-        collected = _collect(files, previous, chunking, writer, postings, progress, warn)
+        collected = _collect(files, previous, chunking, writer, postings, progress, warn, building, extractor)
     np.save(building / OFFSETS, writer.offsets())
     hashes = _concat(collected.hashes, HASH_DTYPE)
     np.save(building / HASHES, hashes)

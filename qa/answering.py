@@ -327,6 +327,7 @@ def _passage(index: Index, chunk, ex, score: float, rank: int, answer_score: flo
              relevance: float | None = None) -> Passage:
     """The whole chunk is the cited passage; the best sentence and the answer span are marked inside it."""
     source = index.source(chunk.doc)
+    page, page_end = source.page_range(chunk.start, chunk.end) if source else (None, None)
     span = None
     if ex.answer is not None:
         span = (chunk.start + ex.answer[0], chunk.start + ex.answer[1])
@@ -346,6 +347,7 @@ def _passage(index: Index, chunk, ex, score: float, rank: int, answer_score: flo
             line_end=chunk.line_start + chunk.text.count("\n"),
             title=source.title if source else None, date=source.date if source else None,
             author=source.author if source else None,
+            format=source.format if source else "text", page=page, page_end=page_end,
         ),
     )
 
@@ -391,10 +393,12 @@ def corpus_path(index: Index, doc: str) -> Path:
 
 
 def document_text(index: Index, doc: str) -> str:
-    """A cited document's text, decoded as the indexer decoded it (citation offsets index this text)."""
-    from index.ingest import SkippedFile, read_text
-
+    """The text a citation of `doc` indexes: the .txt/.md file itself, or the text layer of a PDF, HTML, DOCX or
+    EPUB file. QAError when the document is not in the index or its text cannot be read."""
+    source = index.source(doc)
+    if source is None or source.skipped:
+        raise QAError(f"{doc} is not in the index" + (f" (skipped: {source.skipped})" if source else ""))
     try:
-        return read_text(corpus_path(index, doc))
-    except SkippedFile as exc:
-        raise QAError(f"cannot open {doc}: {exc}") from None
+        return index.text(doc)
+    except (OSError, UnicodeDecodeError) as exc:
+        raise QAError(f"cannot read {doc}: {getattr(exc, 'strerror', None) or exc}") from None

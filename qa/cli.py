@@ -61,6 +61,12 @@ def build_parser() -> ArgParser:
 
     chat = sub.add_parser("chat", help="open the chat app")
     _common(chat)
+
+    text = sub.add_parser("text", help="print the text a document's citations index (a PDF's, HTML's, DOCX's or "
+                                       "EPUB's text layer; a .txt/.md file as it is)")
+    text.add_argument("doc", help="the document as citations name it (path relative to the corpus root)")
+    text.add_argument("--corpus", type=Path, action="append", metavar="DIR")
+    text.add_argument("--index-dir", type=Path, metavar="DIR")
     return parser
 
 
@@ -442,6 +448,18 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_text(args: argparse.Namespace) -> int:
+    """Print the text a document's citations index (controls escaped on a terminal, exact when piped)."""
+    from .answering import document_text
+
+    index = _open(settings_from(args))
+    if index.source(args.doc) is None:
+        raise UsageError(f"{args.doc} is not in the index (documents are named relative to {index.corpus_root})")
+    text = document_text(index, args.doc)
+    sys.stdout.write(escape_controls(text) if sys.stdout.isatty() else text)
+    return EXIT_OK
+
+
 def cmd_chat(args: argparse.Namespace) -> int:
     try:
         from tui.app import run_app
@@ -462,7 +480,8 @@ def main(argv: list[str] | None = None) -> int:
         args = parser.parse_args(argv)
         if args.command is None:
             raise UsageError("no command given (see: qa --help)")
-        command = {"ask": cmd_ask, "index": cmd_index, "eval": cmd_eval, "chat": cmd_chat}[args.command]
+        command = {"ask": cmd_ask, "index": cmd_index, "eval": cmd_eval, "chat": cmd_chat,
+                   "text": cmd_text}[args.command]
         return command(args)
     except KeyboardInterrupt:
         print("qa: interrupted", file=sys.stderr)

@@ -7,8 +7,6 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from index.ingest import SkippedFile, read_text
-
 from .errors import GoldError
 from .models import Answer, EvalReport, GoldItem, ItemResult
 from .span_metrics import exact_match, f1, normalise
@@ -123,15 +121,15 @@ def summarise(results: list[ItemResult]) -> dict:
     }
 
 
-def check_faithfulness(ans: Answer, root: Path, cache: dict[str, str]) -> list[str]:
-    """Citations whose offsets do not reproduce the passage (or span) from the original file."""
+def check_faithfulness(ans: Answer, index, cache: dict[str, str]) -> list[str]:
+    """Citations whose offsets do not reproduce the passage (or span) from the original file or its text layer."""
     bad = []
     for p in ans.passages:
         doc = p.citation.doc
         if doc not in cache:
             try:
-                cache[doc] = read_text(root / doc)
-            except SkippedFile:
+                cache[doc] = index.text(doc)
+            except (OSError, UnicodeDecodeError):
                 cache[doc] = ""
         text = cache[doc]
         ok = text[p.citation.start:p.citation.end] == p.text
@@ -156,8 +154,8 @@ def gold_warnings(items: list[GoldItem], index, gold_name: str = "gold",
         for doc, evidence in zip(item.doc, item.evidence):
             if doc not in cache:
                 try:
-                    cache[doc] = normalise(read_text(index.corpus_root / doc))
-                except SkippedFile:
+                    cache[doc] = normalise(index.text(doc))
+                except (OSError, UnicodeDecodeError):
                     cache[doc] = ""
             if evidence.strip() and normalise(evidence) not in cache[doc]:
                 out.append(f"{_where(gold_name, lines, item)}: evidence not found in {doc}: "
@@ -192,7 +190,7 @@ def evaluate(items: list[GoldItem], index, settings, gold_name: str = "gold",
             continue
         results.append(score_item(item, ans))
         passages_checked += len(ans.passages)
-        unfaithful += check_faithfulness(ans, index.corpus_root, cache)
+        unfaithful += check_faithfulness(ans, index, cache)
     seconds = time.perf_counter() - t0
     config = {"mode": settings.mode, "rerank": settings.rerank, "fusion": settings.fusion,
               "dense_weight": settings.dense_weight, "candidates": settings.candidates,

@@ -5,13 +5,20 @@ from pydantic import BaseModel, Field
 
 
 class Citation(BaseModel):
-    """Where a passage comes from: `open(root / doc).read()[start:end] == passage.text`."""
+    """Where a passage comes from: `document_text(index, doc)[start:end] == passage.text`.
+
+    For `format` "text" (.txt, .md) that text is the file itself, read as UTF-8; for pdf, html, docx and epub it is
+    the document's text layer (one paragraph a line), stored in the index and printed by `qa text DOC`.
+    """
 
     doc: str = Field(description="file path relative to the corpus root")
-    start: int
+    start: int = Field(description="character offset in the file (format text) or in its text layer (other formats)")
     end: int
-    line_start: int = Field(description="1-based")
+    line_start: int = Field(description="1-based line of the file, or of the text layer")
     line_end: int
+    format: str = Field(default="text", description="text, pdf, html, docx or epub: which text start/end index")
+    page: int | None = Field(default=None, description="PDF: 1-based page where the passage starts")
+    page_end: int | None = Field(default=None, description="PDF: page where it ends (> page when it crosses a break)")
     title: str | None = None
     date: str | None = None
     author: str | None = None

@@ -45,11 +45,18 @@ def _about(c: Citation) -> str:
     return f" — {extra}" if extra else ""
 
 
+def _page(c: Citation) -> str:
+    """' (page 5)' or ' (pages 5–6)' for a PDF citation (its lines are the text layer's), else ''."""
+    if c.page is None:
+        return ""
+    return f" (page {c.page})" if c.page_end in (None, c.page) else f" (pages {c.page}–{c.page_end})"
+
+
 def cite(passage: Passage) -> str:
     """'003_341094064a9670fe.txt:43-45 — Title · 2025-11-25' (the terminal's compact form)."""
     c = passage.citation
     lines = f"{c.line_start}" if c.line_start == c.line_end else f"{c.line_start}-{c.line_end}"
-    return f"{c.doc}:{lines}" + _about(c)
+    return f"{c.doc}:{lines}{_page(c)}" + _about(c)
 
 
 def line_range(passage: Passage) -> str:
@@ -60,7 +67,7 @@ def line_range(passage: Passage) -> str:
 
 def citation_text(passage: Passage) -> str:
     """'003_341094064a9670fe.txt, line 43 — Title · 2025-11-25' (plain prose, for the clipboard and exports)."""
-    return f"{passage.citation.doc}, {line_range(passage)}" + _about(passage.citation)
+    return f"{passage.citation.doc}, {line_range(passage)}{_page(passage.citation)}" + _about(passage.citation)
 
 
 SOURCES_DIFFER = "Sources differ: "

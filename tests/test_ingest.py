@@ -191,7 +191,7 @@ def test_find_files_walks_folders_recursively(messy_corpus, tmp_path):
     extra = write_corpus(tmp_path / "other", {"a/b/c/deep.txt": "Deep text.", "top.md": "Top.", "x.json": "{}"})
     root, files = find_files([messy_corpus])
     names = {f.relative_to(root).as_posix() for f in files}
-    assert names == {"latin1.txt", "image.txt", "empty.md", "blank.txt", "deep/er/good.md"}
+    assert names == {"latin1.txt", "image.txt", "empty.md", "blank.txt", "deep/er/good.md", "notes.pdf"}
     root, files = find_files([extra])
     assert {f.relative_to(root).as_posix() for f in files} == {"a/b/c/deep.txt", "top.md"}
     # single files are accepted as corpus paths too
@@ -208,7 +208,7 @@ def test_find_files_rejects_bad_paths(path):
 def test_build_with_bad_files_warns_once_per_file_and_indexes_the_good_one(messy_corpus, tmp_path):
     warnings: list[str] = []
     index, _ = build_index([messy_corpus], tmp_path / "index", ChunkParams(), BM25Params(), warn=warnings.append)
-    bad = ["latin1.txt", "image.txt", "empty.md", "blank.txt"]
+    bad = ["latin1.txt", "image.txt", "empty.md", "blank.txt", "notes.pdf"]  # notes.pdf: a corrupt PDF
     for name in bad:
         assert sum(name in w for w in warnings) == 1, (name, warnings)
     assert len(warnings) == len(bad)

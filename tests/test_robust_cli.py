@@ -195,12 +195,13 @@ def test_version():
 
 
 def test_a_corpus_with_nothing_indexable_says_so_and_exits_1(tmp_path):
-    corpus = write_corpus(tmp_path / "c", {"a.txt": b"\x00\x01\x02binary", "b.md": b"", "c.pdf": b"%PDF"})
+    corpus = write_corpus(tmp_path / "c", {"a.txt": b"\x00\x01\x02binary", "b.md": b"", "c.pdf": b"%PDF",
+                                           "d.png": b"\x89PNG"})
     for args in (["ask", "anything?", "--corpus", str(corpus)], ["index", str(corpus)]):
         proc = run_qa([*args, "--index-dir", str(tmp_path / "idx")], tmp_path / "cache")
         assert proc.returncode == 1, proc.stderr
         assert proc.stderr.strip().splitlines()[-1] == \
-            f"qa: error: no indexable files in {corpus.resolve()}: 2 skipped (1 binary, 1 empty)"
+            f"qa: error: no indexable files in {corpus.resolve()}: 3 skipped (1 binary, 1 empty, 1 not a PDF)"
 
 
 def test_an_index_that_cannot_be_written_fails_the_same_way_from_ask_and_index(small_corpus, tmp_path):

@@ -202,3 +202,35 @@ def test_big_files_get_a_progress_line_before_they_are_read(small_corpus, tmp_pa
                       lambda stage, done, total: stages.append((stage, done, total)), None)
     reading = [st for st in stages if st[0].startswith("reading")]
     assert reading == [("reading energy.md (0.0 MB)", 0, 2), ("reading", 1, 2), ("reading", 2, 2)]
+
+
+def test_a_page_edited_while_the_extractor_reads_it_gets_no_layer_and_is_read_next_time(small_corpus, tmp_path,
+                                                                                     monkeypatch):
+    from bench.make_formats import make_html
+    from index.formats import Extractor
+
+    page = make_html("Copper prices\n\nCopper rose to a record as smelters in Chile cut output after a strike.",
+                     small_corpus / "copper.html")
+    real_read = Extractor.read
+
+    def edited_during_extraction(self, path):
+        out = real_read(self, path)
+        if path.name == "copper.html":  # saved again while the worker read it
+            with open(path, "a", encoding="utf-8") as fh:
+                fh.write("<!-- saved again -->\n")
+        return out
+
+    monkeypatch.setattr(Extractor, "read", edited_during_extraction)
+    warnings = []
+    s = _settings(small_corpus, tmp_path)
+    index, _ = build_index(s.corpus, s.resolved_index_dir(), s.chunking, s.bm25, None, warnings.append)
+    monkeypatch.undo()
+    source = index.source("copper.html")
+    assert source.skipped == "it changed while being read" and source.layer is None
+    assert not list(index.folder.glob("layer-*.txt"))
+    assert any("copper.html" in w and "read again next time" in w for w in warnings)
+    root, files = scan_corpus(s.corpus)
+    assert stale_reason(index.manifest, root, files, s.chunking, s.bm25) == "copper.html changed"
+    again, _ = build_index(s.corpus, s.resolved_index_dir(), s.chunking, s.bm25, None, None)
+    assert again.source("copper.html").layer and "smelters in Chile" in again.text("copper.html")
+    assert page.exists()

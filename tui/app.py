@@ -502,7 +502,7 @@ class QAChatApp(App[int]):
             return
         path = corpus_path(self.index, passage.citation.doc)
         try:
-            text = document_text(self.index, passage.citation.doc)  # UTF-16 files too, as they were indexed
+            text = document_text(self.index, passage.citation.doc)  # a text layer, or the file decoded as indexed
         except QAError as exc:
             self.notify(str(exc), severity="error")
             return

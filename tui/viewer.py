@@ -19,6 +19,14 @@ from qa import Passage
 from qa.render import citation_text, line_range
 
 
+def page_label(passage: Passage) -> str:
+    """"page 5 · " or "pages 5–6 · " for a PDF citation, else ""."""
+    c = passage.citation
+    if c.page is None:
+        return ""
+    return f"page {c.page} · " if c.page_end in (None, c.page) else f"pages {c.page}–{c.page_end} · "
+
+
 class DocView(ScrollView, can_focus=True):
     """A read-only document with line numbers, soft-wrapped, drawn line by line (fast for long files)."""
 
@@ -234,7 +242,8 @@ class DocumentScreen(Screen):
         if p is not None:
             c = p.citation
             extra = " · ".join(x for x in (c.title, c.date) if x)
-            info = Content.assemble((c.doc, "bold $text-primary"), f" · {line_range(p)} · passage [{p.rank}] highlighted",
+            where = line_range(p) if c.format == "text" else f"{page_label(p)}{c.format.upper()} text layer, {line_range(p)}"
+            info = Content.assemble((c.doc, "bold $text-primary"), f" · {where} · passage [{p.rank}] highlighted",
                                     (f" · {extra}" if extra else "", "italic $text-muted"))
         else:
             info = Content.styled(self.path.name, "bold")
