@@ -162,7 +162,7 @@ def evaluate_conversations(convs: list[GoldConversation], index, settings, gold_
             scored = score_item(turn, reply)
             results.append(TurnResult(**scored.model_dump(), query=reply.query, **extra))
             checked += len(reply.passages)
-            unfaithful += check_faithfulness(reply, index.corpus_root, cache)
+            unfaithful += check_faithfulness(reply, index, cache)
     seconds = time.perf_counter() - t0
     followups = [r for r in results if r.followup]
     alone = [r for r in results if not r.followup]
