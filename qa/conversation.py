@@ -14,7 +14,7 @@ from pathlib import Path
 from pydantic import BaseModel, Field, ValidationError
 
 from .errors import PartialFailure
-from .evaluate import GoldError, check_faithfulness, sample, score_item, summarise
+from .evaluate import GoldError, check_faithfulness, format_misses, label, sample, score_item, summarise
 from .followup import Turn, index_idf, resolve
 from .models import Answer, GoldItem, ItemResult
 
@@ -207,27 +207,8 @@ def format_conversation_report(report: ConversationReport, misses: int | None = 
                + (f" ({', '.join(report.followups_unchanged)})" if report.followups_unchanged else ""))
     if misses is None:
         return "\n".join(out)
-    bad = [r for r in report.items if r.error or (r.answerable and (r.hit_rank != 1 or not r.answered))
-           or (not r.answerable and r.answered)]
     out.append("")
-    if not bad:
-        out.append("misses: none")
-        return "\n".join(out)
-    out.append(f"misses ({len(bad)}{', first ' + str(misses) if len(bad) > misses else ''}):")
-    for r in bad[:misses]:
-        if r.error:
-            why = f"error: {r.error}"
-        elif not r.answerable:
-            why = "should abstain"
-        elif not r.answered:
-            why = f"abstained (confidence {r.confidence:.2f})" + ("" if r.hit_rank == 1 else f"; hit at {r.hit_rank}")
-        else:
-            why = f"hit at {r.hit_rank}" if r.hit_rank else "not in top 5"
-        got = " ".join((r.got or "").split())
-        got = got if len(got) <= 90 else got[:87] + "…"
-        searched = f"\n    searched: {r.query}" if r.query else ""
-        out.append(f"- [{r.id}] {r.question}{searched}\n    expected {r.expected or 'abstain'} in "
-                   f"{r.expected_docs or '-'}; {why}\n    first: {got!r} ({r.got_citation})")
+    out.append(format_misses(report, misses))
     return "\n".join(out)
 
 
@@ -253,8 +234,7 @@ def run_conversation_eval(args, settings, warn=None) -> int:
         print(f"{args.gold}: {r0.conversations} conversations, {r0.turns} turns "
               f"({sum(r.followup for r in r0.items)} follow-ups), corpus {index.manifest.corpus_root}")
         for r in reports:
-            c = r.config
-            print(f"\n{c['mode'] + ('+rerank' if c['rerank'] else '') + ('+reader' if c.get('reader') else '')}:")
+            print(f"\n{label(r)}:")
             print(format_conversation_report(r, args.misses if r is reports[-1] else None))
     gate = reports[-1].followup["hit_at_1"]
     if args.min_hit1 is not None and gate < args.min_hit1:

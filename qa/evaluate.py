@@ -253,7 +253,8 @@ def format_table(reports: list[EvalReport]) -> str:
     return "\n".join(out)
 
 
-def format_misses(report: EvalReport, limit: int) -> str:
+def format_misses(report, limit: int) -> str:
+    """The questions (or conversation turns) that missed, with what was searched when a follow-up was rewritten."""
     misses = [r for r in report.items
               if r.error or (r.answerable and (r.hit_rank != 1 or not r.answered)) or (not r.answerable and r.answered)]
     if not misses:
@@ -270,6 +271,8 @@ def format_misses(report: EvalReport, limit: int) -> str:
             why = f"hit at {r.hit_rank}" if r.hit_rank else "not in top 5"
         got = " ".join((r.got or "").split())
         got = got if len(got) <= 90 else got[:87] + "…"
-        out.append(f"- [{r.id}] {r.question}\n    expected {r.expected or 'abstain'} in {r.expected_docs or '-'}; "
-                   f"{why}\n    first: {got!r} ({r.got_citation})")
+        query = getattr(r, "query", None)
+        searched = f"\n    searched: {query}" if query else ""
+        out.append(f"- [{r.id}] {r.question}{searched}\n    expected {r.expected or 'abstain'} in "
+                   f"{r.expected_docs or '-'}; {why}\n    first: {got!r} ({r.got_citation})")
     return "\n".join(out)
