@@ -13,8 +13,8 @@ import json
 from pathlib import Path
 
 from qa import Settings, open_index
-from qa.answering import (NO_SPAN_PENALTY, UNKNOWN_NAME_PENALTY, Hit, choose_passages, fuse_scores, passage_chunk, rank, read_passages,
-                          reading_extraction)
+from qa.answering import (NO_SPAN_PENALTY, UNKNOWN_NAME_PENALTY, Hit, asked_for, choose_passages, fuse_scores,
+                          passage_chunk, rank, read_passages, reader_span, reading_extraction)
 from qa.evaluate import contains_answer, load_gold, sample
 from qa.extract import answer_type, span_fits, unknown_names
 from qa.span_metrics import exact_match, f1
@@ -33,10 +33,10 @@ def collect(items, index, settings: Settings) -> list[dict]:
         choices = choose_passages(hits, max(settings.top_k, settings.read_candidates), 2 * settings.chunk_max_chars)
         chunks = [passage_chunk(c.ids, index.chunk) for c in choices]
         readings = read_passages(item.question, chunks)
-        kind = answer_type(item.question)
+        asked = asked_for(item.question, answer_type(item.question))
         passages = []
         for c, chunk, r in zip(choices, chunks, readings):
-            ex = reading_extraction(chunk, r, 0.0, item.question, kind)
+            ex = reading_extraction(chunk, r, reader_span(chunk, r, asked), 0.0)
             span = chunk.text[ex.answer[0]:ex.answer[1]] if ex.answer else None
             passages.append({"rerank": c.score, "has_answer": r.has_answer, "span": span,
                              "counts": item.answerable and chunk.doc in item.doc

@@ -133,16 +133,17 @@ def answer(question: str, index: Index, settings: Settings, query: str | None = 
     kind = answer_type(question) or (answer_type(search) if search != question else None)
     if reading:
         readings = read_passages(search, [chunk for chunk, _ in chosen])
-        spans = [reading_extraction(chunk, r, settings.span_threshold, question, kind)
-                 for (chunk, _), r in zip(chosen, readings)]
-        scored = [(chunk, fuse_scores(score, r.has_answer, settings.reader_weight), ex, r, score)
-                  for ((chunk, score), ex, r) in zip(chosen, spans, readings)]
-        scored.sort(key=lambda item: -item[1])
-        scored = scored[:settings.top_k]
-        confidence = scored[0][1] if scored else 0.0
-        top = reader_span(scored[0][0], scored[0][3], question, kind) if scored else None
-        top_span_fits = span_fits(question, kind, scored[0][0].text[top[0]:top[1]] if top else None)
-        scored = [(chunk, score, ex, r.has_answer, relevance) for chunk, score, ex, r, relevance in scored]
+        asked = asked_for(question, kind)
+        spans = [reader_span(chunk, r, asked) for (chunk, _), r in zip(chosen, readings)]
+        read = [(chunk, fuse_scores(score, r.has_answer, settings.reader_weight),
+                 reading_extraction(chunk, r, span, settings.span_threshold), r.has_answer, score, span)
+                for ((chunk, score), r, span) in zip(chosen, readings, spans)]
+        read.sort(key=lambda item: -item[1])
+        read = read[:settings.top_k]
+        confidence = read[0][1] if read else 0.0
+        top = read[0][5] if read else None
+        top_span_fits = span_fits(question, kind, read[0][0].text[top[0]:top[1]] if top else None)
+        scored = [item[:5] for item in read]
     else:
         spans = extract_spans(question, [chunk for chunk, _ in chosen], term_weights(index, search), kind)
         scored = [(chunk, score, ex, None, score if ranking.reranked else None)
@@ -231,11 +232,25 @@ def read_passages(question: str, chunks: list[Chunk]) -> list[Reading]:
     return reader.read_many(question, [(c.text, _local_sentences(c)) for c in chunks])
 
 
-def reading_extraction(chunk: Chunk, reading: Reading, span_threshold: float, question: str = "",
-                       kind: str | None = None) -> Extraction:
-    """The reader's span when it is sure enough that the passage answers, inside the sentence that holds it."""
+class Asked(NamedTuple):
+    """What a question asks, worked out once for all its passages: its words, the names it gives, the answer kind."""
+
+    words: frozenset[str]
+    names: frozenset[str]
+    kind: str | None
+    question: str
+
+
+def asked_for(question: str, kind: str | None) -> Asked:
+    """The question's answer words and the capitalised names after its first word ("Witkoff" in "who ... Witkoff?")."""
+    names = answer_words(" ".join(t for t in question.split()[1:] if t[:1].isupper()))
+    return Asked(frozenset(answer_words(question)), frozenset(names), kind, question)
+
+
+def reading_extraction(chunk: Chunk, reading: Reading, span: tuple[int, int] | None,
+                       span_threshold: float) -> Extraction:
+    """The reader's span (from reader_span) when it is sure enough that the passage answers, with its sentence."""
     sentences = _local_sentences(chunk)
-    span = reader_span(chunk, reading, question, kind)
     if span is None:
         s, e = sentences[0] if sentences else (0, len(chunk.text))
         return Extraction(s, e, None)
@@ -245,24 +260,22 @@ def reading_extraction(chunk: Chunk, reading: Reading, span_threshold: float, qu
     return Extraction(s, e, answer)
 
 
-def reader_span(chunk: Chunk, reading: Reading, question: str = "", kind: str | None = None
-                ) -> tuple[int, int] | None:
+def reader_span(chunk: Chunk, reading: Reading, asked: Asked) -> tuple[int, int] | None:
     """The reader's best span that does not merely repeat the question ("Steven Witkoff" for "who drafted the plan
     with Witkoff?") and, for a figure/date question, is of that kind ("peacetime cap of 85,000" rather than
     "peacetime" for "what army cap"), among its spans within TYPE_MARGIN logits of the best; else its best span
     (or none, if that only repeats the question)."""
     if reading.start is None:
         return None
-    asked = answer_words(question)
-    asked_names = {w for w in answer_words(" ".join(t for t in question.split()[1:] if t[:1].isupper()))}
+    kind = asked.kind
 
     def echoes(text: str) -> bool:
         words = answer_words(text)
         if kind == "name":  # "Steven Witkoff" names the person the question already names
             named = answer_words(" ".join(t for t in text.split() if t[:1].isupper()))
-            if named & asked_names:
+            if named & asked.names:
                 return True
-        return bool(words) and words <= asked
+        return bool(words) and words <= asked.words
 
     best = trim_span(chunk.text, reading.start, reading.end)
     for s, e, score in reading.alternatives or ((reading.start, reading.end, reading.span_score),):
@@ -272,7 +285,7 @@ def reader_span(chunk: Chunk, reading: Reading, question: str = "", kind: str | 
         text = chunk.text[s:e]
         if echoes(text):
             continue
-        if kind in ("number", "date") and not span_fits(question, kind, text):
+        if kind in ("number", "date") and not span_fits(asked.question, kind, text):
             continue
         return s, e
     return None if echoes(chunk.text[best[0]:best[1]]) else best

@@ -162,11 +162,11 @@ def test_the_reader_span_shows_only_when_the_reader_is_sure_enough():
     text = "The cap was 85,000 troops. Kyiv wanted more."
     chunk = Chunk(id=0, doc="a.txt", start=100, end=100 + len(text), line_start=1, text=text, search_text=text, hash="h",
                   sentences=[(100, 126), (127, 100 + len(text))])
-    sure = reading_extraction(chunk, Reading(12, 18, 0.9, 5.0, 1.0), span_threshold=0.5)
+    sure = reading_extraction(chunk, Reading(12, 18, 0.9, 5.0, 1.0), (12, 18), span_threshold=0.5)
     assert text[slice(*sure.answer)] == "85,000" and (sure.start, sure.end) == (0, 26)
-    unsure = reading_extraction(chunk, Reading(12, 18, 0.2, 1.0, 2.0), span_threshold=0.5)
+    unsure = reading_extraction(chunk, Reading(12, 18, 0.2, 1.0, 2.0), (12, 18), span_threshold=0.5)
     assert unsure.answer is None and (unsure.start, unsure.end) == (0, 26)
-    nothing = reading_extraction(chunk, Reading(None, None, 0.0, float("-inf"), 2.0), span_threshold=0.5)
+    nothing = reading_extraction(chunk, Reading(None, None, 0.0, float("-inf"), 2.0), None, span_threshold=0.5)
     assert nothing.answer is None
 
 
@@ -179,14 +179,15 @@ def test_answers_giving_the_same_figure_in_different_words_agree():
 
 def test_a_reader_span_that_only_repeats_the_question_is_passed_over():
     from index.models import Chunk
-    from qa.answering import reader_span
+    from qa.answering import asked_for, reader_span
     from qa.read import Reading
 
     text = "Steven Witkoff drafted it with Kirill Dmitriev."
     chunk = Chunk(id=0, doc="a.txt", start=0, end=len(text), line_start=1, text=text, search_text=text, hash="h",
                   sentences=[(0, len(text))])
     reading = Reading(0, 14, 0.99, 9.0, 1.0, ((0, 14, 9.0), (31, 46, 8.0)))
-    s, e = reader_span(chunk, reading, "who drafted the plan with Steven Witkoff?", "name")
+    asked = asked_for("who drafted the plan with Steven Witkoff?", "name")
+    s, e = reader_span(chunk, reading, asked)
     assert text[s:e] == "Kirill Dmitriev"
     only_echo = Reading(0, 14, 0.99, 9.0, 1.0, ((0, 14, 9.0), (31, 46, 1.0)))
-    assert reader_span(chunk, only_echo, "who drafted the plan with Steven Witkoff?", "name") is None
+    assert reader_span(chunk, only_echo, asked) is None
