@@ -8,7 +8,6 @@ Public API (stable; `qa ask --conversation`, `qa eval` on conversation files and
                                                     # r.referent (what a pronoun or a missing part resolved to)
     turns.append(Turn.from_answer(question, reply)) # after answering (reply: qa.Answer), or
                                                     # Turn(question, query=..., answer=..., sentence=...)
-    expand_query(question, history, idf, previous_answer=None)  # the older form over question strings
 
 `idf(word)` is corpus salience (`index_idf(index)` reads it from a loaded index: 0 for words the corpus lacks);
 None stands in `default_idf` (names and figures weigh more). Everything here is pure: no models, no index, no I/O.
@@ -43,7 +42,7 @@ from dataclasses import dataclass
 from index.words import CONVERSATION_WORDS, MONTHS
 from index.words import STOPWORDS as INDEX_STOPWORDS
 
-__all__ = ["Keyword", "Resolution", "Turn", "default_idf", "expand_query", "followup_query", "index_idf",
+__all__ = ["Keyword", "Resolution", "Turn", "default_idf", "followup_query", "index_idf",
            "is_followup", "keywords", "resolve"]
 
 Idf = Callable[[str], float]
@@ -641,17 +640,6 @@ def resolve(question: str, turns: Sequence[Turn], idf: Idf | None = None) -> Res
 def followup_query(question: str, turns: Sequence[Turn], idf: Idf | None = None) -> str:
     """What to search for question after turns: the question itself when it stands alone."""
     return resolve(question, turns, idf).query
-
-
-def expand_query(question: str, history: Sequence[str], idf: Idf | None = None, *,
-                 previous_answer: str | None = None, **_ignored) -> str:
-    """The older form of followup_query: history is the earlier questions (oldest first, each searched as
-    asked), previous_answer the last reply's answer span."""
-    history = [h.strip() for h in history if h and h.strip()]
-    turns = [Turn(q) for q in history]
-    if turns and previous_answer:
-        turns[-1] = Turn(history[-1], answer=previous_answer)
-    return followup_query(question, turns, idf)
 
 
 def index_idf(index) -> Idf:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from qa.followup import Turn, default_idf, expand_query, followup_query, index_idf, is_followup, keywords, resolve
+from qa.followup import Turn, default_idf, followup_query, index_idf, is_followup, keywords, resolve
 from qa.models import Answer, Citation, Passage
 
 FIRST = "what army cap did Istanbul 2022 propose?"
@@ -173,16 +173,6 @@ def test_the_person_comes_from_the_sentence_when_the_span_is_missing():
     turns = [Turn("who drafted the plan?", answer=None,
                   sentence="Witkoff drafted the plan with input from Kremlin confidant Kirill Dmitriev.")]
     assert followup_query("where did he travel?", turns, idf) == "where did Witkoff travel?"
-
-
-def test_expand_query_keeps_its_older_signature():
-    out = expand_query("and what did the US plan propose?", [FIRST], idf)
-    assert out == "what army cap did the US plan propose?"
-    out = expand_query("what did he say?", ["Which Kremlin aide did Witkoff coach?"], idf,
-                       previous_answer="Yuri Ushakov")
-    assert out == "what did Yuri Ushakov say?"
-    q = "How many Russian troops have died in the war, according to Western estimates?"
-    assert expand_query(q, [FIRST], idf) == q
 
 
 def test_keywords_drop_function_words_and_keep_acronyms():

@@ -230,7 +230,8 @@ async def test_up_on_an_empty_box_edits_the_last_question_and_history_survives_a
         await settle(pilot)
         cards = list(again.chat.query(AnswerCard))
         assert len(cards) == 1 and cards[0].reply.answer == "85,000"
-        assert again.context == [Q1]  # a follow-up now leans on the reopened conversation
+        assert [t.question for t in again.context] == [Q1]  # a follow-up now leans on the reopened conversation
+        assert again.context[-1].answer == "85,000"
 
 
 @sync

@@ -21,7 +21,8 @@ from textual.widgets import Footer, Header, Input, ProgressBar, Static
 from textual.worker import Worker
 
 from qa import Answer, Passage, QAError, Settings, answer, corpus_path, document_text, open_index
-from qa.followup import expand_query, index_idf
+from qa.followup import Turn as ContextTurn
+from qa.followup import followup_query, index_idf
 
 from . import state
 from .clipboard import clipboard_route, copy_message, tmux_set_clipboard
@@ -201,8 +202,7 @@ class QAChatApp(App[int]):
         self.warm_up = warm_up  # load the models before the first question, while the user types it
         self.index = None
         self.turns: list[Turn] = []
-        self.context: list[str] = []  # questions the next follow-up is expanded with
-        self.last_answer: str | None = None
+        self.context: list[ContextTurn] = []  # the answered turns a follow-up is resolved against (as `qa ask --conversation`)
         self.status = "starting…"
         self.status_state = "busy"
         self.load_error: str | None = None
@@ -392,7 +392,7 @@ class QAChatApp(App[int]):
         box = self.chat.question_input
         box.placeholder = BUSY_PLACEHOLDER
         self._busy_status()
-        job.worker = self._answer_worker(job, list(self.context), self.last_answer)
+        job.worker = self._answer_worker(job, list(self.context))
         self.chat.refresh_bindings()
 
     def _busy_status(self) -> None:
@@ -427,7 +427,7 @@ class QAChatApp(App[int]):
         self._next()
 
     @work(thread=True, group="answer", exit_on_error=False)
-    def _answer_worker(self, job: Job, history: list[str], previous: str | None) -> None:
+    def _answer_worker(self, job: Job, context: list[ContextTurn]) -> None:
         self._index_ready.wait()
         index, settings, question = self.index, self.settings, job.question
         if job.cancelled:
@@ -436,7 +436,7 @@ class QAChatApp(App[int]):
             self._post(self._finish, job, None, f"the index is not available: {self.load_error or 'unknown error'}")
             return
         try:
-            query = expand_query(question, history, self._idf, previous_answer=previous)
+            query = followup_query(question, context, self._idf)
             if query != question and not job.cancelled:
                 self._post(job.pending.set_text, f"searching: {query} (esc cancels)")
             with self._lock:
@@ -461,8 +461,7 @@ class QAChatApp(App[int]):
         await job.pending.remove()
         self.turns.append(Turn(job.question, reply, error))
         if reply is not None:
-            self.context.append(job.question)
-            self.last_answer = reply.answer if reply.answered else None
+            self.context.append(ContextTurn.from_answer(job.question, reply))
         self._save_conversation()
         self.current = None
         self.chat.refresh_bindings()
@@ -530,7 +529,6 @@ class QAChatApp(App[int]):
                 child.remove()
         self.turns.clear()
         self.context.clear()
-        self.last_answer = None
         self.chat.focus_input()
         self.notify("Conversation cleared", timeout=2)
 
@@ -555,10 +553,7 @@ class QAChatApp(App[int]):
         log.mount_all(widgets, after="#welcome")
         self.turns[:0] = turns
         answered = [t for t in turns if t.reply is not None]
-        self.context[:0] = [t.question for t in answered]
-        if answered and not any(t.reply is not None for t in self.turns[len(turns):]):
-            last = answered[-1].reply
-            self.last_answer = last.answer if last.answered else None
+        self.context[:0] = [ContextTurn.from_answer(t.question, t.reply) for t in answered]
         self.chat.query_one("#welcome", Static).update(self.chat._welcome())
         self.call_after_refresh(log.scroll_end, animate=False)
         self.notify(f"Reopened the last conversation: {len(saved)} question{'s' * (len(saved) != 1)}", timeout=3)
