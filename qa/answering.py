@@ -16,7 +16,7 @@ from .extract import Extraction, answer_type, extract_answer, span_fits, unknown
 from .span_metrics import answer_words
 from .read import Reading, load_reader, reader_installed, trim_span
 from .models import Answer, AnswerGroup, Citation, Passage
-from .retrieve import cosine, rerank_pool, retrieve
+from .retrieve import cosine, cover_nominees, rerank_pool, retrieve
 from .rerank import rerank
 from .settings import Settings
 
@@ -178,6 +178,8 @@ def rank(index: Index, search: str, settings: Settings) -> Ranking:
     hits = retrieval.hits
     if settings.rerank and hits:
         pool = rerank_pool(retrieval, settings.rerank_candidates, settings.rerank_dense_nominees)
+        pool += cover_nominees(hits, {i for i, _ in pool}, lambda i: sentence_texts(index.chunk(i)),
+                               term_weights(index, search), settings.rerank_cover_nominees)
         probs = rerank(search, [index.search_text(i) for i, _ in pool], settings.rerank_max_tokens)
         ranked = sorted(zip([i for i, _ in pool], probs.tolist()), key=lambda p: -p[1])
         confidence = float(ranked[0][1]) if ranked else 0.0
@@ -294,6 +296,11 @@ def reader_span(chunk: Chunk, reading: Reading, asked: Asked) -> tuple[int, int]
 def fuse_scores(rerank_probability: float, has_answer: float, reader_weight: float) -> float:
     """A passage's 0-1 score: the cross-encoder's relevance blended with the reader's "the answer is here"."""
     return (1.0 - reader_weight) * rerank_probability + reader_weight * has_answer
+
+
+def sentence_texts(chunk: Chunk) -> list[str]:
+    """The chunk's sentences as text."""
+    return [chunk.text[s:e] for s, e in _local_sentences(chunk)]
 
 
 def _local_sentences(chunk: Chunk) -> list[tuple[int, int]]:

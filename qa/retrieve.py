@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 import queue
+import re
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from functools import lru_cache
 from typing import NamedTuple
 
@@ -139,6 +140,30 @@ def rerank_pool(retrieval: Retrieval, size: int, dense_nominees: int) -> list[tu
             pool.append((i, score[i]))
             taken.add(i)
     return pool
+
+
+def sentence_cover(sentences: Iterable[str], terms: dict[str, float]) -> float:
+    """The largest idf share of the query's terms that one sentence holds (a stemmed term matches a word's start)."""
+    total = sum(w for w in terms.values() if w > 0)
+    if total <= 0:
+        return 0.0
+    patterns = [(re.compile(r"\b" + re.escape(t), re.IGNORECASE), w) for t, w in terms.items() if w > 0]
+    return max((sum(w for pat, w in patterns if pat.search(s)) / total for s in sentences), default=0.0)
+
+
+def cover_nominees(hits: list[tuple[int, float]], taken: set[int], sentences_of: Callable[[int], list[str]],
+                   terms: dict[str, float], n: int, depth: int = 30) -> list[tuple[int, float]]:
+    """Up to n hits outside the pool, within the first `depth`, with one sentence holding every query term ("Witkoff
+    drafted the plan" for "who drafted the plan?"): a long chunk where the terms meet can rank low on BM25."""
+    if n <= 0 or sum(1 for w in terms.values() if w > 0) < 2:
+        return []
+    out = []
+    for i, score in hits[:depth]:
+        if i not in taken and sentence_cover(sentences_of(i), terms) >= 1.0 - 1e-9:
+            out.append((i, score))
+            if len(out) == n:
+                break
+    return out
 
 
 def cosine(index: Index, question: str, chunk_id: int, encoder_kind: str = "onnx-int8") -> float:

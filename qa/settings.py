@@ -60,6 +60,8 @@ class Settings(BaseModel):
     rerank_candidates: int = Field(default=8, ge=1, description="fused hits the cross-encoder scores")
     rerank_dense_nominees: int = Field(default=3, ge=0, description="the dense ranking's top N are reranked too, "
                                                                      "wherever fusion put them")
+    rerank_cover_nominees: int = Field(default=2, ge=0, description="up to N further hits (of the first 30) with "
+                                       "one sentence holding every query term are reranked too")
     rerank_max_tokens: int = Field(default=256, ge=32, le=512)
     abstain_below: float = Field(default=0.1, description="answer only when confidence reaches this (reranked)")
     abstain_below_no_rerank: float = Field(default=0.45, description="the same, when reranking is off")

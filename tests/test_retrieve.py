@@ -183,3 +183,20 @@ def test_embed_ahead_passes_on_a_question_it_could_not_embed(monkeypatch):
 
     monkeypatch.setattr(retrieve_module, "query_vector", broken)
     assert list(embed_ahead(iter(QUESTIONS), "onnx-int8")) == QUESTIONS
+
+
+def test_a_low_ranked_chunk_with_a_sentence_holding_every_query_term_is_reranked_too():
+    from qa.retrieve import cover_nominees, sentence_cover
+
+    sentences = {1: ["The draft was long.", "The plan was late."],          # both terms, never in one sentence
+                 2: ["Others met in Geneva.", "Witkoff drafted the plan with Dmitriev."],
+                 3: ["A plan, a draft and a map."],
+                 4: ["Nothing here."]}
+    terms = {"draft": 1.8, "plan": 1.1, "the": 0.0}
+    assert sentence_cover(sentences[1], terms) < 1.0 and sentence_cover(sentences[2], terms) == 1.0
+    hits = [(4, 0.9), (1, 0.8), (2, 0.7), (3, 0.6)]
+    assert cover_nominees(hits, {4}, sentences.get, terms, 1) == [(2, 0.7)]
+    assert cover_nominees(hits, {4}, sentences.get, terms, 5) == [(2, 0.7), (3, 0.6)]
+    assert cover_nominees(hits, {4, 2}, sentences.get, terms, 5) == [(3, 0.6)]
+    assert cover_nominees(hits, {4}, sentences.get, terms, 0) == []
+    assert cover_nominees(hits, {4}, sentences.get, {"plan": 1.1}, 5) == []  # one term: BM25 already ranks it
