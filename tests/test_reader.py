@@ -69,11 +69,11 @@ def test_training_script_runs_resumes_and_exports(tmp_path, monkeypatch):
     out = tmp_path / "run"
     common = ["--out", str(out), "--data", str(data), "--batch-size", "8", "--threads", "1", "--save-every", "1",
               "--log-every", "1"]
-    trainer.main(common + ["--epochs", "1"])
+    trainer.main(common + ["--epochs", "1", "--cut-rate", "0.5"])
     log = [json.loads(x) for x in (out / "train_log.jsonl").read_text().splitlines()]
     assert log and all(np.isfinite(r["loss"]) for r in log)
     first_total = log[-1]["step"]
-    trainer.main(common + ["--epochs", "2"])  # a longer plan continues from the checkpoint instead of restarting
+    trainer.main(common + ["--epochs", "2", "--cut-rate", "0.5"])  # a longer plan continues from the checkpoint instead of restarting
     log = [json.loads(x) for x in (out / "train_log.jsonl").read_text().splitlines()]
     assert log[-1]["step"] > first_total
     assert [r["step"] for r in log] == sorted(r["step"] for r in log)

@@ -125,9 +125,35 @@ def negative(row: dict, others: list[tuple[str, list[tuple[int, int]]]], rng: ra
     return Example(row["question"], text, -1, -1)
 
 
-def make_examples(rows: list[dict], seed: int, negative_rate: float) -> list[Example]:
-    """Positives for every question plus negatives for a share of them, in a seeded order."""
+def cut_negative(row: dict, sentences: list[tuple[int, int]], rng: random.Random) -> Example | None:
+    """The question against its own paragraph with the answer's sentences taken out: on topic, yet "not here" (the
+    near misses a look-alike paragraph rarely is: the same event, the figure or name asked for missing)."""
+    context = row["context"]
+    answers = [a["text"].lower() for a in row["answers"]]
+    ans = row["answers"][0]
+    a_start, a_end = ans["answer_start"], ans["answer_start"] + len(ans["text"])
+    kept = [(s, e) for s, e in sentences if e <= a_start or s >= a_end]
+    if not kept:
+        return None
+    text, spans = "", []
+    for s, e in kept:
+        if text:
+            text += " "
+        spans.append((len(text), len(text) + e - s))
+        text += context[s:e]
+    nearest = min(range(len(kept)), key=lambda i: min(abs(kept[i][0] - a_end), abs(kept[i][1] - a_start)))
+    ws, we = sentence_window(text, spans, nearest, nearest, rng, WINDOW_CHARS)
+    window = text[ws:we]
+    if len(window) < 40 or any(a in window.lower() for a in answers):
+        return None
+    return Example(row["question"], window, -1, -1)
+
+
+def make_examples(rows: list[dict], seed: int, negative_rate: float, cut_rate: float = 0.0) -> list[Example]:
+    """Positives for every question plus negatives for a share of them (and cut negatives for cut_rate of them),
+    in a seeded order."""
     rng = random.Random(seed)
+    cut_rng = random.Random(seed + 1)
     by_title: dict[str, list[str]] = defaultdict(list)
     for row in rows:
         if not by_title[row["title"]] or by_title[row["title"]][-1] != row["context"]:
@@ -152,6 +178,10 @@ def make_examples(rows: list[dict], seed: int, negative_rate: float) -> list[Exa
             neg = negative(row, others, rng)
             if neg is not None:
                 out.append(neg)
+        if cut_rate and cut_rng.random() < cut_rate:  # its own stream: cut_rate 0 leaves the other draws unchanged
+            cut = cut_negative(row, sents, cut_rng)
+            if cut is not None:
+                out.append(cut)
     rng.shuffle(out)
     return out
 
@@ -329,7 +359,7 @@ def train(args) -> None:
     rows = rows[args.skip_questions:]
     if args.questions:
         rows = rows[:args.questions]
-    examples = make_examples(rows, args.seed, args.negative_rate)
+    examples = make_examples(rows, args.seed, args.negative_rate, args.cut_rate)
     tok = load_tokenizer(base)
     features = encode(tok, examples)
     lengths = np.array([len(f[0]) for f in features])
@@ -454,6 +484,8 @@ def main(argv=None) -> None:
                    "phase trains on questions an earlier one did not see)")
     p.add_argument("--init", default=None, help="start from this checkpoint's weights (a second phase)")
     p.add_argument("--negative-rate", type=float, default=0.33)
+    p.add_argument("--cut-rate", type=float, default=0.0, help="share of questions that also get their own paragraph "
+                   "with the answer's sentences cut out, as a negative")
     p.add_argument("--epochs", type=int, default=1)
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--lr", type=float, default=1e-4)
