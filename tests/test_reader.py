@@ -69,7 +69,9 @@ def test_training_script_runs_resumes_and_exports(tmp_path, monkeypatch):
     out = tmp_path / "run"
     common = ["--out", str(out), "--data", str(data), "--batch-size", "8", "--threads", "1", "--save-every", "1",
               "--log-every", "1"]
-    trainer.main(common + ["--epochs", "1", "--cut-rate", "0.5"])
+    trainer.main(common + ["--epochs", "1", "--cut-rate", "0.5", "--steps", "1"])  # stops after step 1 ...
+    assert [json.loads(x)["step"] for x in (out / "train_log.jsonl").read_text().splitlines()] == [1]
+    trainer.main(common + ["--epochs", "1", "--cut-rate", "0.5"])  # ... and the same command without it goes on
     log = [json.loads(x) for x in (out / "train_log.jsonl").read_text().splitlines()]
     assert log and all(np.isfinite(r["loss"]) for r in log)
     first_total = log[-1]["step"]

@@ -399,7 +399,8 @@ def train(args) -> None:
     deadline = time.time() + args.minutes * 60
     log = open(out / "train_log.jsonl", "a")
     seen, loss_sum, started = 0, 0.0, time.time()
-    while step < total_steps and time.time() < deadline:
+    last = min(total_steps, args.steps) if args.steps else total_steps
+    while step < last and time.time() < deadline:
         idx = plans[step // per_epoch][step % per_epoch]
         ids, types, mask, starts, ends = collate(features, idx, torch)
         for g in opt.param_groups:
@@ -492,6 +493,8 @@ def main(argv=None) -> None:
     p.add_argument("--seed", type=int, default=13)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--minutes", type=float, default=110.0, help="stop (resumably) after this long")
+    p.add_argument("--steps", type=int, default=0, help="stop after this step of the plan (the learning-rate "
+                   "schedule still spans the whole plan; 0 = the whole plan)")
     p.add_argument("--bf16", action="store_true", help="bfloat16 autocast (faster where the CPU has AVX512-BF16)")
     p.add_argument("--save-every", type=int, default=50)
     p.add_argument("--log-every", type=int, default=10)
