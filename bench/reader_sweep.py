@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import math
 import json
 from pathlib import Path
 
@@ -46,8 +47,20 @@ def collect(items, index, settings: Settings) -> list[dict]:
     return out
 
 
-def score(rows: list[dict], weight: float, span_threshold: float, abstain: float, top_k: int = 5) -> dict:
+def tempered(p: float, temperature: float) -> float:
+    """The reader's probability with its logit divided by `temperature` (a softer, less saturated score)."""
+    if temperature == 1.0:
+        return p
+    p = min(max(p, 1e-12), 1 - 1e-12)
+    return 1.0 / (1.0 + math.exp(-math.log(p / (1 - p)) / temperature))
+
+
+def score(rows: list[dict], weight: float, span_threshold: float, abstain: float, top_k: int = 5,
+          temperature: float = 1.0) -> dict:
     """The eval metrics for one setting, from the collected readings."""
+    if temperature != 1.0:
+        rows = [{**r, "passages": [{**p, "has_answer": tempered(p["has_answer"], temperature)} for p in r["passages"]]}
+                for r in rows]
     n = sum(r["answerable"] for r in rows)
     hit1 = hit3 = span_hit = em = fsum = false_abstain = 0
     abstained_unanswerable = 0
@@ -81,6 +94,7 @@ def main(argv=None) -> None:
     p.add_argument("--corpus", type=Path, action="append")
     p.add_argument("--limit", type=int)
     p.add_argument("--cache", type=Path, help="read/write the collected readings here")
+    p.add_argument("--temperatures", default="1", help="comma list: the reader's logit is divided by each")
     args = p.parse_args(argv)
     settings = Settings(**({"corpus": args.corpus} if args.corpus else {}))
     if args.cache and args.cache.exists():
@@ -91,12 +105,13 @@ def main(argv=None) -> None:
         if args.cache:
             args.cache.write_text(json.dumps(rows))
     print(f"{args.gold}: {len(rows)} questions")
-    print(f"{'weight':>6} {'span>=':>6} {'abst<':>6} {'hit@1':>6} {'hit@3':>6} {'span@1':>6} {'EM':>6} {'F1':>6} "
+    print(f"{'temp':>5} {'weight':>6} {'span>=':>6} {'abst<':>6} {'hit@1':>6} {'hit@3':>6} {'span@1':>6} {'EM':>6} {'F1':>6} "
           f"{'abs.rec':>7} {'false':>6}")
-    for w, t, a in itertools.product(WEIGHTS, SPAN_THRESHOLDS, ABSTAIN):
-        s = score(rows, w, t, a)
+    temperatures = [float(x) for x in args.temperatures.split(",")]
+    for temp, w, t, a in itertools.product(temperatures, WEIGHTS, SPAN_THRESHOLDS, ABSTAIN):
+        s = score(rows, w, t, a, temperature=temp)
         rec = "—" if s["abstain_recall"] is None else f"{s['abstain_recall']:.3f}"
-        print(f"{w:6.2f} {t:6.2f} {a:6.2f} {s['hit@1']:6.3f} {s['hit@3']:6.3f} {s['span_hit@1']:6.3f} {s['EM']:6.3f} "
+        print(f"{temp:5.1f} {w:6.2f} {t:6.2f} {a:6.2f} {s['hit@1']:6.3f} {s['hit@3']:6.3f} {s['span_hit@1']:6.3f} {s['EM']:6.3f} "
               f"{s['F1']:6.3f} {rec:>7} {s['false_abstain']:6.3f}")
 
 
