@@ -68,11 +68,11 @@ class Settings(BaseModel):
     reader: bool = Field(default=True, description="the trained reader marks answer spans and re-orders passages "
                                                    "(with reranking on; without it the rule-based extractor runs)")
     read_candidates: int = Field(default=5, ge=1, description="passages the reader reads before the top_k are kept")
-    reader_weight: float = Field(default=0.5, ge=0.0, le=1.0,
+    reader_weight: float = Field(default=0.95, ge=0.0, le=1.0,
                                  description="weight of the reader's answer probability in a passage's score")
-    span_threshold: float = Field(default=0.5, ge=0.0, le=1.0,
+    span_threshold: float = Field(default=0.3, ge=0.0, le=1.0,
                                   description="a passage highlights a span only when the reader is this sure")
-    abstain_below_read: float = Field(default=0.2, description="answer only when the top passage's score reaches "
+    abstain_below_read: float = Field(default=0.3, description="answer only when the top passage's score reaches "
                                                                "this (reader on)")
     chunk_max_chars: int = Field(default=600, ge=50)
     chunk_overlap_sentences: int = Field(default=1, ge=0)
