@@ -40,6 +40,9 @@ RECORD_CACHE = 20_000  # passage records kept per process (search results fill i
 TERM_CACHE = 50_000
 KEEP_GENERATIONS = 2  # the current one and the one before it (readers still on it finish their request)
 _SAFE = re.compile(r"[^a-z0-9]")
+# pymilvus pings every 10 s; a gRPC server's default policy (Milvus Lite's) answers pings more often than every
+# 5 minutes without calls with GOAWAY "too_many_pings", and the connection is lost while qa reranks or embeds
+GRPC_OPTIONS = {"grpc.keepalive_time_ms": 330_000, "grpc.keepalive_permit_without_calls": False}
 
 
 def escape_term(term: str) -> str:
@@ -82,7 +85,7 @@ class MilvusStore:
         self.uri = uri
         self.alias = collection_name(alias)
         try:
-            self.client = MilvusClient(uri=uri, timeout=timeout)
+            self.client = MilvusClient(uri=uri, timeout=timeout, grpc_options=GRPC_OPTIONS)
         except Exception as exc:  # noqa: BLE001 - MilvusException, grpc errors, bad URIs: one line each
             raise BackendUnavailable(f"cannot reach Milvus at {uri}: {_one_line(exc)}") from None
 
