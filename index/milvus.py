@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
+from pydantic import ValidationError
 
 from .backend import BackendUnavailable, BM25Ranking
 from .bm25 import tokenize
@@ -116,10 +117,13 @@ class MilvusStore:
         rows = self._query(name + "_meta", 'kind == "manifest"', ["body"])
         if not rows:
             return None  # written by something else: treated as missing
-        manifest = Manifest.model_validate_json(rows[0]["body"])
-        files = [SourceFile.model_validate_json(r["body"])
-                 for r in sorted(self._query(name + "_meta", 'kind == "file"', ["key", "body"]),
-                                 key=lambda r: r["key"])]
+        try:
+            manifest = Manifest.model_validate_json(rows[0]["body"])
+            files = [SourceFile.model_validate_json(r["body"])
+                     for r in sorted(self._query(name + "_meta", 'kind == "file"', ["key", "body"]),
+                                     key=lambda r: r["key"])]
+        except ValidationError:
+            return None  # written by another version of qa: a new generation replaces it
         return MilvusIndex(store=self, collection=name, manifest=manifest.model_copy(update={"files": files}))
 
     def _query(self, collection: str, expr: str, fields: list[str]) -> list[dict]:
