@@ -62,6 +62,11 @@ def collection_name(name: str) -> str:
     return ("qa_" + cleaned)[:180]
 
 
+def literal(text: str) -> str:
+    """A string as a Milvus filter literal: quotes and backslashes escaped, non-ASCII as it is (no \\u escapes)."""
+    return json.dumps(text, ensure_ascii=False)
+
+
 def _one_line(exc: BaseException) -> str:
     message = getattr(exc, "message", None) or str(exc) or type(exc).__name__
     return message.splitlines()[0][:200]
@@ -255,7 +260,7 @@ class MilvusStore:
         name = self.current()
         if name is None:
             return 0
-        result = self._call("delete", self.client.delete, name, filter=f"doc == {json.dumps(doc)}")
+        result = self._call("delete", self.client.delete, name, filter=f"doc == {literal(doc)}")
         return int(result.get("delete_count", 0)) if isinstance(result, dict) else len(result)
 
 
@@ -406,7 +411,7 @@ class MilvusIndex:
         generation."""
         if token not in self._df:
             rows = self.store._call("read terms", self.store.client.query, self.collection + "_meta",
-                                    filter=f"key == {json.dumps('term:' + token)}", output_fields=["body"])
+                                    filter=f"key == {literal('term:' + token)}", output_fields=["body"])
             if len(self._df) >= TERM_CACHE:
                 self._df.clear()
             self._df[token] = int(rows[0]["body"]) if rows else None
@@ -431,7 +436,7 @@ class MilvusIndex:
         source = self.source(doc)
         if source is not None and source.layer:
             rows = self.store._call("read a text layer", self.store.client.query, self.collection + "_meta",
-                                    filter=f'kind == "layer" and key like {json.dumps("layer:%:" + doc)}',
+                                    filter=f'kind == "layer" and key like {literal("layer:%:" + doc)}',
                                     output_fields=["key", "body"])
             rows = [r for r in rows if r["key"].split(":", 2)[2] == doc]
             if not rows:

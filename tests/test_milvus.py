@@ -195,6 +195,22 @@ def test_deleting_a_document_removes_its_passages_from_search(milvus_uri, small_
     assert all(index.extent(int(i))[0] != "notes/minerals.txt" for i in found)
 
 
+@needs_milvus
+def test_non_ascii_and_quoted_terms_are_searched_not_rejected(milvus_uri, tmp_path):
+    from index.bm25 import tokenize
+    from qa import Settings, open_index
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "paris.txt").write_text("Talks at the Élysée Palace in Paris ended without a deal.\n", encoding="utf-8")
+    (corpus / "kyiv.txt").write_text("Talks in Kyiv were postponed for a week.\n", encoding="utf-8")
+    settings = Settings(corpus=[corpus], index_dir=tmp_path / "accents", backend="milvus", milvus_uri=milvus_uri)
+    index = open_index(settings)
+    terms = tokenize("Élysée talks")
+    assert index.term_idf(terms[0]) is not None and index.term_idf('a"b\\c') is None
+    assert index.extent(int(index.bm25_rank(terms, 2).ids[0]))[0] == "paris.txt"
+
+
 def test_unreachable_milvus_is_one_line_and_exit_2(seed_corpus, tmp_path):
     uri = f"http://127.0.0.1:{free_port()}"  # nothing listens there
     proc = run_milvus_qa(["ask", SAMPLE_QUESTION, "--corpus", str(seed_corpus), "--index-dir",
