@@ -217,6 +217,19 @@ def _assemble(terms: list[str], term: np.ndarray, doc: np.ndarray, tf: np.ndarra
     )
 
 
+def top_indices(scores: np.ndarray, k: int) -> np.ndarray:
+    """Indices of the k highest scores, best first, ties broken by index."""
+    k = min(k, len(scores))
+    if k <= 0:
+        return np.zeros(0, dtype=np.int64)
+    if k < len(scores):
+        kth = scores[np.argpartition(-scores, k - 1)[k - 1]]
+        part = np.flatnonzero(scores >= kth)  # every tie at the cut-off, so the lowest index wins it
+    else:
+        part = np.arange(len(scores))
+    return part[np.lexsort((part, -scores[part]))][:k]
+
+
 def build_bm25(tokenized: list[list[str]], params: BM25Params) -> BM25Index:
     """Postings for a tokenised corpus (one token list per chunk)."""
     builder = PostingsBuilder()

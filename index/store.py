@@ -30,6 +30,7 @@ from pydantic import ValidationError
 
 from . import bm25 as bm25_mod
 from . import dense, formats
+from .backend import BM25Ranking
 from .chunk import make_chunks
 from .ingest import SkippedFile, clean_document, decode_text, doc_name, find_files, read_text
 from .models import (FORMAT_VERSION, BM25Params, Chunk, ChunkParams, IndexCorrupt, IndexOutdated, Manifest,
@@ -133,6 +134,12 @@ class Index:
     def bm25_scores(self, tokens: list[str]) -> np.ndarray:
         """BM25+ score of every chunk for the query tokens."""
         return self.bm25.scores(tokens)
+
+    def bm25_rank(self, terms: list[str], k: int, also: np.ndarray | None = None) -> BM25Ranking:
+        """The k best chunks by BM25+ (ties by id) and the scores of `also`, from one pass over the postings."""
+        scores = self.bm25.scores(terms)
+        ids = bm25_mod.top_indices(scores, k)
+        return BM25Ranking(ids, scores[ids], scores[also] if also is not None else np.zeros(0))
 
     def term_idf(self, token: str) -> float | None:
         """BM25 idf of a (stemmed) term, None when no chunk contains it."""

@@ -6,12 +6,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
 
+from index.backend import SearchBackend
 from index.bm25 import tokenize
 from index.models import Chunk
 from index.store import (Index, IndexCorrupt, IndexOutdated, Progress, Warn, build_index, load_index,
                          nothing_to_search, scan_corpus, stale_reason)
 
-from .errors import CorpusError, EmptyCorpusError, IndexWriteError, QAError, UsageError
+from .errors import BackendError, CorpusError, EmptyCorpusError, IndexWriteError, QAError, UsageError
 from .extract import Extraction, answer_type, extract_answer, span_fits, unknown_names
 from .span_metrics import answer_words
 from .read import Reading, load_reader, reader_installed, trim_span
@@ -28,7 +29,7 @@ TYPE_MARGIN = 2.0  # logits: how far below the reader's best a span of the asked
 
 
 def open_index(settings: Settings, progress: Progress | None = None, warn: Warn | None = None,
-               rebuild: bool = False) -> Index:
+               rebuild: bool = False) -> SearchBackend:
     """The index for settings.corpus, built or rebuilt first when missing, stale or corrupt; EmptyCorpusError when
     the corpus holds nothing to search."""
     index = _open_index(settings, progress, warn, rebuild)
@@ -38,7 +39,44 @@ def open_index(settings: Settings, progress: Progress | None = None, warn: Warn 
     return index
 
 
-def _open_index(settings: Settings, progress: Progress | None, warn: Warn | None, rebuild: bool) -> Index:
+def _open_index(settings: Settings, progress: Progress | None, warn: Warn | None, rebuild: bool) -> SearchBackend:
+    if settings.backend == "milvus":
+        return _open_milvus(settings, progress, warn, rebuild)
+    return _open_embedded(settings, progress, warn, rebuild)
+
+
+def _open_milvus(settings: Settings, progress: Progress | None, warn: Warn | None, rebuild: bool) -> SearchBackend:
+    """The corpus's current generation on the Milvus server; when missing or stale, the embedded index (the build
+    cache: chunks, embeddings and terms reused by file hash) is brought up to date and written as a new one."""
+    from index.backend import BackendUnavailable
+    from index.ingest import IngestError
+    from index.milvus import MilvusStore
+
+    try:
+        store = MilvusStore(settings.milvus_uri, settings.resolved_milvus_collection())
+        current = None if rebuild else store.open()
+        if current is not None:
+            try:
+                root, files = scan_corpus(settings.corpus)
+            except IngestError as exc:
+                raise CorpusError(str(exc)) from None
+            reason = stale_reason(current.manifest, root, files, settings.chunking, settings.bm25)
+            if reason is None:
+                return current
+            why = f"collection {store.alias} at {store.uri}: {reason}; writing a new generation"
+        else:
+            why = f"no collection {store.alias} at {store.uri}; writing it"
+        local = _open_embedded(settings, progress, warn, rebuild)
+        if warn:
+            warn(why)
+        if progress:
+            progress("writing the passages to Milvus", 0, local.manifest.num_chunks)
+        return store.publish(local)
+    except BackendUnavailable as exc:
+        raise BackendError(str(exc)) from None
+
+
+def _open_embedded(settings: Settings, progress: Progress | None, warn: Warn | None, rebuild: bool) -> Index:
     from index.ingest import IngestError
 
     index_dir = settings.resolved_index_dir()

@@ -26,6 +26,13 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--index-dir", type=Path, metavar="DIR", help="where the index lives (env QA_INDEX_DIR)")
     p.add_argument("--mode", choices=["bm25", "dense", "hybrid"], help="retrieval mode (default: hybrid)")
     p.add_argument("--no-rerank", action="store_true", help="skip the cross-encoder reranker")
+    _backend_options(p)
+
+
+def _backend_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--backend", choices=["embedded", "milvus"],
+                   help="where passages are searched (default: embedded, the index folder; env QA_BACKEND)")
+    p.add_argument("--milvus-uri", metavar="URI", help="the Milvus server, http://host:port (env QA_MILVUS_URI)")
 
 
 def build_parser() -> ArgParser:
@@ -48,6 +55,7 @@ def build_parser() -> ArgParser:
     idx.add_argument("--force", action="store_true", help="rebuild even when up to date")
     idx.add_argument("--verify", action="store_true",
                      help="compare every file's content, not only those whose size or stamps changed")
+    _backend_options(idx)
 
     ev = sub.add_parser("eval", help="score answers against a gold question set")
     ev.add_argument("gold", type=Path)
@@ -89,6 +97,10 @@ def settings_from(args: argparse.Namespace, **extra):
         overrides["index_dir"] = args.index_dir
     if getattr(args, "mode", None):
         overrides["mode"] = args.mode
+    if getattr(args, "backend", None):
+        overrides["backend"] = args.backend
+    if getattr(args, "milvus_uri", None):
+        overrides["milvus_uri"] = args.milvus_uri
     if getattr(args, "no_rerank", False):
         overrides["rerank"] = False
     if getattr(args, "top_k", None) is not None:
@@ -349,7 +361,11 @@ def cmd_index(args: argparse.Namespace) -> int:
     settings = settings_from(args, corpus=args.paths or None)
     index_dir = settings.resolved_index_dir()
     t0 = time.perf_counter()
-    if args.force:
+    if args.force and settings.backend == "milvus":
+        index = _open(settings, rebuild=True)
+        seconds = time.perf_counter() - t0
+        status = "rebuilt"
+    elif args.force:
         from index.ingest import IngestError
         from index.store import nothing_to_search
 
@@ -372,11 +388,13 @@ def cmd_index(args: argparse.Namespace) -> int:
         rebuild = args.verify and _verify_stale(settings, index_dir)
         index = _open(settings, rebuild=rebuild)
         seconds = time.perf_counter() - t0
-        status = "up to date" if index.manifest.built_at == before else "built"
+        written = index.manifest.built_at != before if settings.backend == "embedded" else index.written
+        status = "built" if written else "up to date"
     m = index.manifest
     skipped = [f for f in m.files if f.skipped]
+    where = index_dir if settings.backend == "embedded" else f"{settings.milvus_uri} ({index.collection})"
     print(f"{status}: {len(m.files) - len(skipped)} files, {m.num_chunks} chunks, {len(skipped)} skipped, "
-          f"{seconds:.2f} s → {index_dir}")
+          f"{seconds:.2f} s → {where}")
     return EXIT_OK
 
 
@@ -498,9 +516,10 @@ def main(argv: list[str] | None = None) -> int:
 
 def _one_line(exc: BaseException) -> str:
     """The exception as one line: qa's and the index's own messages as they are, others with their type."""
+    from index.backend import BackendUnavailable
     from index.ingest import IngestError
 
-    own = isinstance(exc, (QAError, IngestError))
+    own = isinstance(exc, (QAError, IngestError, BackendUnavailable))
     msg = str(exc) if own else f"{type(exc).__name__}: {exc}"
     first = msg.splitlines()[0] if msg.strip() else type(exc).__name__
     return escape_controls(first)

@@ -36,6 +36,10 @@ class IndexWriteError(QAError):
     """The index folder cannot be written: exit 1."""
 
 
+class BackendError(UsageError):
+    """The search backend chosen (a Milvus server) cannot be reached or refused a request: exit 2."""
+
+
 class GoldError(UsageError):
     """The gold file is malformed or does not match the corpus; the message names the line: exit 2."""
 
@@ -46,12 +50,13 @@ class PartialFailure(QAError):
 
 def exit_code_for(exc: BaseException) -> int:
     """The exit code of any exception that reaches the command line, qa's or the index's."""
+    from index.backend import BackendUnavailable
     from index.ingest import IngestError
 
     if isinstance(exc, QAError):
         return exc.exit_code
-    if isinstance(exc, IngestError):
-        return CorpusError.exit_code
+    if isinstance(exc, (IngestError, BackendUnavailable)):
+        return UsageError.exit_code
     if isinstance(exc, KeyboardInterrupt):
         return EXIT_INTERRUPTED
     return EXIT_RUNTIME  # IndexCorrupt, OSError, anything unexpected

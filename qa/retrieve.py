@@ -11,8 +11,8 @@ from typing import NamedTuple
 import numpy as np
 
 from index import dense
-from index.bm25 import tokenize
-from index.store import Index
+from index.backend import SearchBackend
+from index.bm25 import tokenize, top_indices  # noqa: F401 - top_indices is part of this module's interface
 
 from .settings import RetrievalParams
 
@@ -41,19 +41,6 @@ def fuse_rrf(bm25: np.ndarray, dense_scores: np.ndarray, k: int = 60) -> np.ndar
         return r
 
     return 1.0 / (k + ranks(bm25)) + 1.0 / (k + ranks(dense_scores))
-
-
-def top_indices(scores: np.ndarray, k: int) -> np.ndarray:
-    """Indices of the k highest scores, best first, ties broken by index."""
-    k = min(k, len(scores))
-    if k <= 0:
-        return np.zeros(0, dtype=np.int64)
-    if k < len(scores):
-        kth = scores[np.argpartition(-scores, k - 1)[k - 1]]
-        part = np.flatnonzero(scores >= kth)  # every tie at the cut-off, so the lowest index wins it
-    else:
-        part = np.arange(len(scores))
-    return part[np.lexsort((part, -scores[part]))][:k]
 
 
 READ_AHEAD = 16  # questions embedded ahead of the one being answered; well under query_vector's cache size
@@ -101,26 +88,31 @@ class Retrieval(NamedTuple):
     dense_top: list[int]
 
 
-def retrieve(index: Index, question: str, params: RetrievalParams) -> Retrieval:
-    """Chunk ids with their first-stage scores, best first (plus the dense ranking's head, for the rerank pool)."""
+def retrieve(index: SearchBackend, question: str, params: RetrievalParams) -> Retrieval:
+    """Chunk ids with their first-stage scores, best first (plus the dense ranking's head, for the rerank pool).
+
+    Both rankings come from the backend; fusion happens here, over their union, with the BM25 and dense scores of
+    every chunk in it, so every backend is fused the same way.
+    """
     if index.manifest.num_chunks == 0:
         return Retrieval([], [])
     mode, candidates = params.mode, params.candidates
-    if mode in ("bm25", "hybrid"):
-        bm25_all = index.bm25_scores(tokenize(question))
+    terms = tokenize(question) if mode in ("bm25", "hybrid") else []
     if mode == "bm25":
-        ids = top_indices(bm25_all, candidates)
-        return Retrieval([(int(i), float(bm25_all[i])) for i in ids], [])
+        bm25 = index.bm25_rank(terms, candidates)
+        return Retrieval([(int(i), float(s)) for i, s in zip(bm25.ids, bm25.scores)], [])
     index.load_vectors()  # first: a one-shot run loads faiss while the encoder may still be loading
     qvec = query_vector(question, params.query_encoder)
     dense_ids, dense_sc = index.dense_search(qvec, candidates)
     dense_top = [int(i) for i in dense_ids if i >= 0]
     if mode == "dense":
         return Retrieval([(int(i), float(s)) for i, s in zip(dense_ids, dense_sc) if i >= 0], dense_top)
-    bm25_ids = top_indices(bm25_all, candidates)
-    union = np.unique(np.concatenate([bm25_ids, dense_ids[dense_ids >= 0]]))
+    found = dense_ids[dense_ids >= 0]
+    bm25 = index.bm25_rank(terms, candidates, also=found)
+    union = np.unique(np.concatenate([bm25.ids, found]))
+    bm25_of = dict(zip(found.tolist(), bm25.also.tolist())) | dict(zip(bm25.ids.tolist(), bm25.scores.tolist()))
+    union_bm25 = np.array([bm25_of[i] for i in union.tolist()], dtype=np.float64)
     union_dense = index.dense_scores(union, qvec)
-    union_bm25 = bm25_all[union]
     if params.fusion == "rrf":
         fused = fuse_rrf(union_bm25, union_dense, params.rrf_k)
     else:
@@ -166,6 +158,6 @@ def cover_nominees(hits: list[tuple[int, float]], taken: set[int], sentences_of:
     return out
 
 
-def cosine(index: Index, question: str, chunk_id: int, encoder_kind: str = "onnx-int8") -> float:
+def cosine(index: SearchBackend, question: str, chunk_id: int, encoder_kind: str = "onnx-int8") -> float:
     """Cosine similarity of the question and one chunk: a calibrated-enough confidence without the reranker."""
     return float(index.vector(chunk_id) @ query_vector(question, encoder_kind))

@@ -24,6 +24,7 @@ ENV_PREFIX = "QA_"
 Mode = Literal["bm25", "dense", "hybrid"]
 Fusion = Literal["convex", "rrf"]
 QueryEncoder = Literal["onnx-int8", "onnx", "sentence-transformers"]
+Backend = Literal["embedded", "milvus"]
 
 
 class RetrievalParams(BaseModel):
@@ -79,6 +80,11 @@ class Settings(BaseModel):
     bm25_k1: float = 1.5
     bm25_b: float = 0.75
     bm25_delta: float = 1.0
+    backend: Backend = Field(default="embedded", description="where passages are searched: the index folder (files "
+                                                             "and FAISS) or a Milvus server (docs/scale-out.md)")
+    milvus_uri: str = Field(default="http://127.0.0.1:19530", description="the Milvus server (backend milvus)")
+    milvus_collection: str | None = Field(default=None, description="the alias readers search (backend milvus); "
+                                                                    "default: named after the index folder")
     query_encoder: QueryEncoder = Field(
         default="onnx-int8", description="embeds questions: int8 products (fastest), the packaged ONNX model, or the "
                                          "sentence-transformers model the index is built with (slow start)")
@@ -120,3 +126,7 @@ class Settings(BaseModel):
         key = "\n".join(sorted(str(p.expanduser().resolve()) for p in self.corpus))
         name = self.corpus[0].expanduser().resolve().name or "corpus"
         return cache_home() / f"{name}-{hashlib.sha1(key.encode()).hexdigest()[:10]}"
+
+    def resolved_milvus_collection(self) -> str:
+        """The Milvus alias of this corpus: explicit, or named after its index folder."""
+        return self.milvus_collection or self.resolved_index_dir().name
