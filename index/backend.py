@@ -29,6 +29,22 @@ class BM25Ranking(NamedTuple):
     also: np.ndarray
 
 
+class ManifestFiles:
+    """The corpus's root and per-file records, read from a backend's manifest (both backends keep one)."""
+
+    manifest: Manifest
+    _sources: dict[str, SourceFile] | None
+
+    @property
+    def corpus_root(self) -> Path:
+        return Path(self.manifest.corpus_root)
+
+    def source(self, doc: str) -> SourceFile | None:
+        if self._sources is None:
+            self._sources = {f.doc: f for f in self.manifest.files}
+        return self._sources.get(doc)
+
+
 class SearchBackend(Protocol):
     """The read side of an index generation: rankings, scores for given ids, and the passage records."""
 

@@ -18,13 +18,12 @@ import re
 import time
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 from pydantic import ValidationError
 
-from .backend import BackendUnavailable, BM25Ranking
+from .backend import BackendUnavailable, BM25Ranking, ManifestFiles
 from .bm25 import tokenize
 from .dense import MODEL_DIM
 from .ingest import SkippedFile, read_text
@@ -298,7 +297,7 @@ class _Terms:
         return isinstance(term, str) and self.index.term_idf(term) is not None
 
 
-class MilvusIndex:
+class MilvusIndex(ManifestFiles):
     """One generation on a Milvus server, read through the SearchBackend protocol.
 
     Searches return the passage records with their ids, so the records the answer then reads are already here.
@@ -421,15 +420,6 @@ class MilvusIndex:
     @property
     def terms(self) -> _Terms:
         return _Terms(self)
-
-    @property
-    def corpus_root(self) -> Path:
-        return Path(self.manifest.corpus_root)
-
-    def source(self, doc: str) -> SourceFile | None:
-        if self._sources is None:
-            self._sources = {f.doc: f for f in self.manifest.files}
-        return self._sources.get(doc)
 
     def text(self, doc: str) -> str:
         """The file itself for .txt/.md; a stored text layer read back from the generation's meta collection."""

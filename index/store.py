@@ -30,7 +30,7 @@ from pydantic import ValidationError
 
 from . import bm25 as bm25_mod
 from . import dense, formats
-from .backend import BM25Ranking
+from .backend import BM25Ranking, ManifestFiles
 from .chunk import make_chunks
 from .ingest import SkippedFile, clean_document, decode_text, doc_name, find_files, read_text
 from .models import (FORMAT_VERSION, BM25Params, Chunk, ChunkParams, IndexCorrupt, IndexOutdated, Manifest,
@@ -66,7 +66,7 @@ class CorpusFile:
 
 
 @dataclass
-class Index:
+class Index(ManifestFiles):
     """A loaded index: manifest, chunk records (a sequence of dicts read on demand), BM25 postings, FAISS vectors.
 
     The vectors are read on first use (a `qa index` that finds nothing to do never reads them) from a file handle
@@ -150,15 +150,6 @@ class Index:
     def terms(self) -> KeysView[str]:
         """Every term of the corpus (stemmed BM25 tokens), read-only."""
         return self.bm25.vocab.keys()
-
-    @property
-    def corpus_root(self) -> Path:
-        return Path(self.manifest.corpus_root)
-
-    def source(self, doc: str) -> SourceFile | None:
-        if self._sources is None:
-            self._sources = {f.doc: f for f in self.manifest.files}
-        return self._sources.get(doc)
 
     def text(self, doc: str) -> str:
         """The text citations of `doc` index: the file itself for .txt/.md, else its stored text layer.

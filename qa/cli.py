@@ -428,8 +428,8 @@ def _manifest_time(index_dir: Path) -> str | None:
 def cmd_eval(args: argparse.Namespace) -> int:
     """The eval command's edge: load gold, open the index, run one or all configurations, print, gate."""
     from .answering import open_index
-    from .evaluate import (compare_configs, evaluate, format_misses, format_table, gold_warnings, label,
-                           load_gold, sample)
+    from .evaluate import (check_min_hit1, compare_configs, evaluate, format_misses, format_table, gold_warnings,
+                           label, load_gold, reports_json, sample)
 
     settings = settings_from(args)
     if args.limit is not None and args.limit < 1:
@@ -446,10 +446,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     configs = compare_configs(settings) if args.compare else [settings]
     reports = [evaluate(items, index, cfg, gold_name=str(args.gold), lines=lines) for cfg in configs]
     if args.json:
-        import json
-
-        payload = reports[0].model_dump() if len(reports) == 1 else [r.model_dump() for r in reports]
-        print(json.dumps(payload, ensure_ascii=False, indent=1))
+        print(reports_json(reports))
     else:
         r0 = reports[0]
         print(f"{args.gold}: {r0.questions} questions ({r0.answerable} answerable, {r0.unanswerable} unanswerable), "
@@ -460,9 +457,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
                 print(f"unfaithful citations ({label(r)}): {', '.join(r.unfaithful[:10])}")
         print()
         print(format_misses(reports[-1], args.misses))
-    gate = reports[-1].hit_at_1
-    if args.min_hit1 is not None and gate < args.min_hit1:
-        raise PartialFailure(f"hit@1 {gate:.3f} is below --min-hit1 {args.min_hit1}")
+    check_min_hit1("hit@1", reports[-1].hit_at_1, args.min_hit1)
     return EXIT_OK
 
 

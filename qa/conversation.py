@@ -7,14 +7,12 @@ Each turn carries the fields of a `qa eval` gold question, plus whether it leans
 """
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field
 
-from .errors import PartialFailure
-from .evaluate import GoldError, check_faithfulness, format_misses, label, sample, score_item, summarise
+from .evaluate import GoldError, check_faithfulness, gold_records, format_misses, label, sample, score_item, summarise
 from .followup import Turn, index_idf, resolve
 from .models import Answer, GoldItem, ItemResult
 
@@ -100,23 +98,9 @@ def is_conversation_file(path: Path) -> bool:
 
 def load_conversations(path: Path) -> list[GoldConversation]:
     """Parse and validate a conversation gold file; any bad line is an error naming its number."""
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except FileNotFoundError:
-        raise GoldError(f"no such gold file: {path}") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise GoldError(f"cannot read gold file {path}: {exc}") from None
     out: list[GoldConversation] = []
     seen: set[str] = set()
-    for n, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            conv = GoldConversation.model_validate_json(line)
-        except ValidationError as exc:
-            err = exc.errors()[0]
-            where = ".".join(map(str, err["loc"])) or "line"
-            raise GoldError(f"{path}:{n}: {where}: {err['msg']}") from None
+    for n, conv in gold_records(path, GoldConversation):
         for turn in conv.turns:
             if turn.evidence and len(turn.doc) != len(turn.evidence):
                 raise GoldError(f"{path}:{n}: {turn.id}: {len(turn.doc)} docs but {len(turn.evidence)} evidence strings")
@@ -218,7 +202,7 @@ def run_conversation_eval(args, settings, warn=None) -> int:
     Bad input raises GoldError and a corpus that cannot be read CorpusError; the CLI reports either as one line.
     """
     from .answering import open_index
-    from .evaluate import compare_configs
+    from .evaluate import check_min_hit1, compare_configs, reports_json
 
     if args.limit is not None and args.limit < 1:
         raise GoldError("--limit must be at least 1")
@@ -227,8 +211,7 @@ def run_conversation_eval(args, settings, warn=None) -> int:
     configs = compare_configs(settings) if args.compare else [settings]
     reports = [evaluate_conversations(convs, index, cfg, gold_name=str(args.gold)) for cfg in configs]
     if args.json:
-        payload = reports[0].model_dump() if len(reports) == 1 else [r.model_dump() for r in reports]
-        print(json.dumps(payload, ensure_ascii=False, indent=1))
+        print(reports_json(reports))
     else:
         r0 = reports[0]
         print(f"{args.gold}: {r0.conversations} conversations, {r0.turns} turns "
@@ -236,9 +219,7 @@ def run_conversation_eval(args, settings, warn=None) -> int:
         for r in reports:
             print(f"\n{label(r)}:")
             print(format_conversation_report(r, args.misses if r is reports[-1] else None))
-    gate = reports[-1].followup["hit_at_1"]
-    if args.min_hit1 is not None and gate < args.min_hit1:
-        raise PartialFailure(f"follow-up hit@1 {gate:.3f} is below --min-hit1 {args.min_hit1}")
+    check_min_hit1("follow-up hit@1", reports[-1].followup["hit_at_1"], args.min_hit1)
     return 0
 
 

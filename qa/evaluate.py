@@ -3,16 +3,39 @@ from __future__ import annotations
 
 import random
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import TypeVar
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
-from .errors import GoldError
+from .errors import GoldError, PartialFailure
 from .models import Answer, EvalReport, GoldItem, ItemResult
 from .span_metrics import exact_match, f1, normalise
 
 K = 5
+M = TypeVar("M", bound=BaseModel)
 __all__ = ["GoldError", "evaluate", "gold_warnings", "load_gold", "sample", "summarise"]
+
+
+def gold_records(path: Path, model: type[M]) -> Iterator[tuple[int, M]]:
+    """(line number, record) for each non-blank line of a gold JSONL file, validated as `model`; an unreadable file
+    or a bad line is a GoldError naming the file and the line."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        raise GoldError(f"no such gold file: {path}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise GoldError(f"cannot read gold file {path}: {exc}") from None
+    for n, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            yield n, model.model_validate_json(line)
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            where = ".".join(map(str, err["loc"])) or "line"
+            raise GoldError(f"{path}:{n}: {where}: {err['msg']}") from None
 
 
 def load_gold(path: Path, line_of: dict[str, int] | None = None) -> list[GoldItem]:
@@ -20,22 +43,8 @@ def load_gold(path: Path, line_of: dict[str, int] | None = None) -> list[GoldIte
 
     `line_of`, when given, receives each item's line number by id, for later messages.
     """
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except FileNotFoundError:
-        raise GoldError(f"no such gold file: {path}") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise GoldError(f"cannot read gold file {path}: {exc}") from None
     items, seen = [], set()
-    for n, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            item = GoldItem.model_validate_json(line)
-        except ValidationError as exc:
-            err = exc.errors()[0]
-            where = ".".join(map(str, err["loc"])) or "line"
-            raise GoldError(f"{path}:{n}: {where}: {err['msg']}") from None
+    for n, item in gold_records(path, GoldItem):
         if len(item.doc) != len(item.evidence) and item.evidence:
             raise GoldError(f"{path}:{n}: {len(item.doc)} docs but {len(item.evidence)} evidence strings")
         if item.answers and not item.doc:
@@ -277,3 +286,17 @@ def format_misses(report, limit: int) -> str:
         out.append(f"- [{r.id}] {r.question}{searched}\n    expected {r.expected or 'abstain'} in "
                    f"{r.expected_docs or '-'}; {why}\n    first: {got!r} ({r.got_citation})")
     return "\n".join(out)
+
+
+def reports_json(reports: list[BaseModel]) -> str:
+    """`qa eval --json`: one report as an object, several (--compare) as a list."""
+    import json
+
+    payload = reports[0].model_dump() if len(reports) == 1 else [r.model_dump() for r in reports]
+    return json.dumps(payload, ensure_ascii=False, indent=1)
+
+
+def check_min_hit1(what: str, value: float, minimum: float | None) -> None:
+    """`--min-hit1`: a PartialFailure (exit 1) when the gated hit@1 is below the minimum."""
+    if minimum is not None and value < minimum:
+        raise PartialFailure(f"{what} {value:.3f} is below --min-hit1 {minimum}")
