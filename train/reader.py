@@ -149,11 +149,118 @@ def cut_negative(row: dict, sentences: list[tuple[int, int]], rng: random.Random
     return Example(row["question"], window, -1, -1)
 
 
-def make_examples(rows: list[dict], seed: int, negative_rate: float, cut_rate: float = 0.0) -> list[Example]:
-    """Positives for every question plus negatives for a share of them (and cut negatives for cut_rate of them),
-    in a seeded order."""
+_NUMBER = re.compile(r"\d[\d,.]*\d|\d")
+_NAME = re.compile(r"\b[A-Z][a-z]+\b")
+
+
+def span_kind(text: str) -> str:
+    """A rough answer type: a figure, a name, or other words (distractor answers must share it)."""
+    if _NUMBER.search(text):
+        return "number"
+    if text[:1].isupper():
+        return "name"
+    return "words"
+
+
+def distractor_positive(row: dict, sentences: list[tuple[int, int]], fillers: dict[str, list[str]],
+                        rng: random.Random) -> Example | None:
+    """The positive window plus a look-alike of the answer's sentence whose question anchor (a name or figure the
+    question shares with the sentence) and answer are swapped for others of the article: the sentence that matches
+    the question's words but not its subject must lose to the one that answers (AddSent-style, no text generation)."""
+    context = row["context"]
+    ans = row["answers"][0]
+    a_start, a_end = ans["answer_start"], ans["answer_start"] + len(ans["text"])
+    hit = [i for i, (s, e) in enumerate(sentences) if s <= a_start and a_end <= e]
+    if not hit:
+        return None
+    s0, e0 = sentences[hit[0]]
+    sentence = context[s0:e0]
+    answer = ans["text"]
+    q_words = {w.lower() for w in _WORD.findall(row["question"])} - _STOP
+    rest = sentence[:a_start - s0] + "\x00" + sentence[a_end - s0:]
+    anchors = {m.group(0) for m in _NUMBER.finditer(rest) if m.group(0).lower() in q_words}
+    anchors |= {m.group(0) for m in _NAME.finditer(rest) if m.group(0).lower() in q_words and m.start() > 0}
+    if not anchors:
+        return None
+    anchor = rng.choice(sorted(anchors))
+    kind = "number" if _NUMBER.fullmatch(anchor) else "name"
+    swaps = [f for f in fillers.get(kind, []) if f.lower() not in row["question"].lower() and f not in sentence]
+    fakes = [f for f in fillers.get("answer:" + span_kind(answer), []) if f.lower() != answer.lower()
+             and answer.lower() not in f.lower() and f.lower() not in sentence.lower()
+             and abs(len(f.split()) - len(answer.split())) <= 2]
+    if not swaps or not fakes:
+        return None
+    swap = rng.choice(swaps)
+    fake = re.sub(rf"(?<!\w)(?<!\d[,.]){re.escape(anchor)}(?!\w)(?![,.]\d)", lambda m: swap, rest)
+    fake = fake.replace("\x00", rng.choice(fakes))
+    ex = positive(row, sentences, rng)
+    if ex is None:
+        return None
+    at = (s0 if rng.random() < 0.5 else e0) - (a_start - ex.start)  # before or after the answer's sentence
+    at = min(max(at, 0), len(ex.passage))
+    before, after = ex.passage[:at].rstrip(), ex.passage[at:].lstrip()
+    passage = " ".join(p for p in (before, fake, after) if p)
+    shift = passage.find(after, len(before) + len(fake)) - at if after and at <= ex.start else 0
+    start, end = ex.start + shift, ex.end + shift
+    if passage[start:end] != answer:
+        return None
+    return Example(row["question"], passage, start, end)
+
+
+_FULL_NAME = re.compile(r"\b[A-Z][a-z]+(?: [A-Z][a-z]+)+\b")
+ADJUNCTS = ("with help from", "with the support of", "with advice from", "with the backing of", "together with aides to",
+            "after talks with", "with assistance from")
+
+
+def adjunct_positive(row: dict, sentences: list[tuple[int, int]], fillers: dict[str, list[str]],
+                     rng: random.Random) -> Example | None:
+    """A who-question's window with another person added to the answer's sentence as an adjunct ("..., with help
+    from Jane Roe."): the one who did what was asked, not any name in the sentence, is the answer."""
+    if not re.match(r"(?i)\s*(who|whom|whose)\b", row["question"]):
+        return None
+    ex = positive(row, sentences, rng)
+    answer = row["answers"][0]["text"]
+    if ex is None or span_kind(answer) != "name":
+        return None
+    end = next((e for s, e in sentences if s <= row["answers"][0]["answer_start"] < e), None)
+    if end is None:
+        return None
+    cut = end - (row["answers"][0]["answer_start"] - ex.start)  # the sentence's end inside the window
+    while cut > ex.end and not ex.passage[cut - 1].isalnum():
+        cut -= 1
+    names = [n for n in fillers.get("full_name", []) if n.lower() not in ex.passage.lower() and answer not in n]
+    if cut <= ex.end or not names or any(q in ex.passage[cut:cut + 3] for q in "\"”'’)"):
+        return None
+    passage = f"{ex.passage[:cut]}, {rng.choice(ADJUNCTS)} {rng.choice(names)}{ex.passage[cut:]}"
+    return Example(row["question"], passage, ex.start, ex.end)
+
+
+def article_fillers(rows: list[dict]) -> dict[str, dict[str, list[str]]]:
+    """Per article: its names and figures (anchor swaps) and its questions' answers by kind (fake answers)."""
+    out: dict[str, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
+    seen: set[str] = set()
+    for row in rows:
+        pool = out[row["title"]]
+        for a in row["answers"][:1]:
+            pool["answer:" + span_kind(a["text"])].add(a["text"])
+        if row["context"] in seen:
+            continue
+        seen.add(row["context"])
+        pool["number"].update(m.group(0) for m in _NUMBER.finditer(row["context"]))
+        pool["name"].update(m.group(0) for m in _NAME.finditer(row["context"]) if m.group(0).lower() not in _STOP)
+        pool["full_name"].update(m.group(0) for m in _FULL_NAME.finditer(row["context"]) if m.start() > 0
+                                 and row["context"][m.start() - 2] not in ".!?")
+    return {t: {k: sorted(v) for k, v in pool.items()} for t, pool in out.items()}
+
+
+def make_examples(rows: list[dict], seed: int, negative_rate: float, cut_rate: float = 0.0,
+                  distract_rate: float = 0.0) -> list[Example]:
+    """Positives for every question plus negatives for a share of them (and cut negatives for cut_rate of them,
+    distractor and adjunct positives for distract_rate of them), in a seeded order."""
     rng = random.Random(seed)
     cut_rng = random.Random(seed + 1)
+    distract_rng = random.Random(seed + 2)
+    fillers = article_fillers(rows) if distract_rate else {}
     by_title: dict[str, list[str]] = defaultdict(list)
     for row in rows:
         if not by_title[row["title"]] or by_title[row["title"]][-1] != row["context"]:
@@ -182,6 +289,13 @@ def make_examples(rows: list[dict], seed: int, negative_rate: float, cut_rate: f
             cut = cut_negative(row, sents, cut_rng)
             if cut is not None:
                 out.append(cut)
+        if distract_rate and distract_rng.random() < distract_rate:  # its own stream, as above
+            dis = distractor_positive(row, sents, fillers.get(row["title"], {}), distract_rng)
+            if dis is not None:
+                out.append(dis)
+            adj = adjunct_positive(row, sents, fillers.get(row["title"], {}), distract_rng)
+            if adj is not None:
+                out.append(adj)
     rng.shuffle(out)
     return out
 
@@ -359,7 +473,7 @@ def train(args) -> None:
     rows = rows[args.skip_questions:]
     if args.questions:
         rows = rows[:args.questions]
-    examples = make_examples(rows, args.seed, args.negative_rate, args.cut_rate)
+    examples = make_examples(rows, args.seed, args.negative_rate, args.cut_rate, args.distract_rate)
     tok = load_tokenizer(base)
     features = encode(tok, examples)
     lengths = np.array([len(f[0]) for f in features])
@@ -487,6 +601,8 @@ def main(argv=None) -> None:
     p.add_argument("--negative-rate", type=float, default=0.33)
     p.add_argument("--cut-rate", type=float, default=0.0, help="share of questions that also get their own paragraph "
                    "with the answer's sentences cut out, as a negative")
+    p.add_argument("--distract-rate", type=float, default=0.0, help="share of questions that also get a window "
+                   "with a look-alike of the answer's sentence (another name or figure, another answer)")
     p.add_argument("--epochs", type=int, default=1)
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--lr", type=float, default=1e-4)
