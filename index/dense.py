@@ -93,10 +93,10 @@ def _release_free_memory() -> None:
 
 class OnnxEncoder:
     """ONNX MiniLM with mean pooling: no torch import, a few ms per query. The packaged model keeps the float
-    model's vectors (cosine 0.9996); it embeds passages at build time (batched by length) and is the accurate
-    query encoder."""
+    model's vectors (cosine 0.9996); it embeds passages at build time (batched by length, one session per core)
+    and is the accurate query encoder."""
 
-    def __init__(self, model: Path | None = None, optimised: bool = False, threads: int = 1) -> None:
+    def __init__(self, model: Path | None = None, optimised: bool = False, workers: int = 1) -> None:
         from tokenizers import Tokenizer
 
         from .onnx_sessions import open_session
@@ -104,7 +104,11 @@ class OnnxEncoder:
         self.tokenizer = Tokenizer.from_file(str(st_model_dir() / "tokenizer.json"))
         self.tokenizer.enable_truncation(MAX_TOKENS)
         self.tokenizer.no_padding()  # encode() pads each batch itself, to its longest text
-        self.session = open_session(model or onnx_model_path(), threads=threads, optimise=not optimised)
+        # one single-threaded session per worker: batches side by side beat one batch on two threads (measured
+        # 49 against 41 passages per CPU-second)
+        self.sessions = [open_session(model or onnx_model_path(), threads=1, optimise=not optimised)
+                         for _ in range(max(1, workers))]
+        self.session = self.sessions[0]
 
     def encode(self, texts: list[str], batch_size: int = 32) -> np.ndarray:
         """Normalised vectors of texts, in order; batches hold texts of similar length, so little is padding."""
@@ -113,13 +117,23 @@ class OnnxEncoder:
             return out
         tokens = [e.ids for e in self.tokenizer.encode_batch(texts)]
         order = np.argsort([len(t) for t in tokens], kind="stable")
-        for i in range(0, len(order), batch_size):
-            at = order[i:i + batch_size]
+        batches = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+
+        def run(session, at: np.ndarray) -> None:
             ids, mask = pad_batch([tokens[j] for j in at])
-            hidden = self.session.run(None, {
-                "input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids),
-            })[0]
+            hidden = session.run(None, {"input_ids": ids, "attention_mask": mask,
+                                        "token_type_ids": np.zeros_like(ids)})[0]
             out[at] = mean_pool(hidden, mask)
+
+        if len(self.sessions) == 1 or len(batches) == 1:
+            for at in batches:
+                run(self.session, at)
+            return out
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(len(self.sessions)) as pool:  # ONNX Runtime releases the GIL while it runs
+            list(pool.map(lambda w: [run(self.sessions[w], at) for at in batches[w::len(self.sessions)]],
+                          range(len(self.sessions))))
         return out
 
 
@@ -165,7 +179,7 @@ _LOADING = threading.Lock()
 
 def load_encoder(kind: str = "onnx", threads: int = 1):
     """The encoder of this kind, loaded once per process; a caller on another thread waits for that one load.
-    `threads` > 1 gives the ONNX encoders a session of their own that runs each batch on that many cores (builds)."""
+    `threads` > 1 gives the float ONNX encoder that many sessions, run side by side (builds)."""
     with _LOADING:
         return _load_encoder(kind, threads)
 
@@ -176,7 +190,7 @@ def _load_encoder(kind: str, threads: int = 1):
         return SentenceTransformerEncoder()
     if kind == "onnx-int8":
         return QuantizedOnnxEncoder()
-    return OnnxEncoder(threads=threads)
+    return OnnxEncoder(workers=threads)
 
 
 def build_threads() -> int:
