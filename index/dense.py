@@ -153,13 +153,13 @@ class QuantizedOnnxEncoder(OnnxEncoder):
     as fast as OnnxEncoder at cosine ~0.995 to sentence-transformers. Falls back to OnnxEncoder's model when the
     int8 copy cannot be made (say, a read-only cache)."""
 
-    def __init__(self) -> None:
+    def __init__(self, workers: int = 1) -> None:
         from .onnx_sessions import quantize_model
 
         try:
-            super().__init__(quantize_model(onnx_model_path()), optimised=True)
+            super().__init__(quantize_model(onnx_model_path()), optimised=True, workers=workers)
         except Exception:  # noqa: BLE001 - the float model serves as well, only slower
-            super().__init__()
+            super().__init__(workers=workers)
 
     def encode(self, texts: list[str], batch_size: int = 1) -> np.ndarray:
         # one text per run: dynamic quantisation scales activations over the whole batch, and a question's vector
@@ -179,7 +179,7 @@ _LOADING = threading.Lock()
 
 def load_encoder(kind: str = "onnx", threads: int = 1):
     """The encoder of this kind, loaded once per process; a caller on another thread waits for that one load.
-    `threads` > 1 gives the float ONNX encoder that many sessions, run side by side (builds)."""
+    `threads` > 1 gives the ONNX encoders that many sessions, run side by side (builds)."""
     with _LOADING:
         return _load_encoder(kind, threads)
 
@@ -189,7 +189,7 @@ def _load_encoder(kind: str, threads: int = 1):
     if kind == "sentence-transformers":
         return SentenceTransformerEncoder()
     if kind == "onnx-int8":
-        return QuantizedOnnxEncoder()
+        return QuantizedOnnxEncoder(workers=threads)
     return OnnxEncoder(workers=threads)
 
 

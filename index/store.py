@@ -631,7 +631,7 @@ def _encoder(kind: str, use_onnx: bool, progress: Progress | None, total: int):
     if kind == "onnx":
         return dense.load_encoder("onnx", threads=dense.build_threads()), True
     if kind == "onnx-int8":
-        return dense.load_encoder("onnx-int8"), True
+        return dense.load_encoder("onnx-int8", threads=dense.build_threads()), True
     if use_onnx:
         try:
             return dense.load_encoder("onnx"), True
