@@ -1,6 +1,8 @@
 """Records that cross the index boundary: documents, chunks, build parameters and the manifest."""
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, Field
 
 FORMAT_VERSION = 2  # 2: chunk records read on demand (chunk_offsets.npy), tokens reused from the postings
@@ -62,6 +64,20 @@ class BM25Params(BaseModel):
     delta: float = 1.0
 
 
+PassageEncoder = Literal["onnx", "onnx-int8", "sentence-transformers"]
+
+
+class DenseParams(BaseModel):
+    """How passages are embedded and how their vectors are searched (exact, or HNSW above a size)."""
+
+    encoder: PassageEncoder = "onnx"
+    ann: Literal["hnsw", "off"] = "hnsw"
+    ann_above: int = Field(default=200_000, ge=0, description="more chunks than this get an approximate index")
+    hnsw_m: int = Field(default=32, ge=4, le=128)
+    hnsw_ef_construction: int = Field(default=80, ge=8)
+    hnsw_ef_search: int = Field(default=96, ge=8)
+
+
 class SourceFile(BaseModel):
     """A corpus file as it was when indexed."""
 
@@ -106,6 +122,9 @@ class Manifest(BaseModel):
     onnx_vectors: int = Field(default=0, description=(
         "chunks embedded by the int8 ONNX twin of the model (a rebuild embeds a few changed chunks with it instead "
         "of loading sentence-transformers); the other chunks' vectors are sentence-transformers'"))
+    encoder: str = Field(default="sentence-transformers", description=(
+        "what embedded the passages (indexes written before this field were built with sentence-transformers)"))
+    dense_index: str = Field(default="flat", description="the FAISS index: flat (exact) or hnsw-m..-efc..-efs..")
     built_at: str
     build_seconds: float
     started_ns: int = Field(default=0, description="when the build began (ns since the epoch): files stamped within "

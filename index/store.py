@@ -5,9 +5,11 @@ records.py); chunk_hashes.npy (each chunk's embedding-cache key) and vectors_onn
 ONNX twin); bm25_vocab.json and bm25_*.npy (postings, which a rebuild reuses for unchanged files instead of
 re-tokenising them); vectors.faiss. Nothing is pickled.
 
-A rebuild embeds only chunks whose text hash is new. Up to ONNX_REEMBED_MAX of them (an edited file or two) are
-embedded with the int8 ONNX twin of the model that already encodes queries (cosine ~0.999 to sentence-transformers,
-no torch import); more, or a first build, use sentence-transformers. manifest.onnx_vectors counts the former.
+A rebuild embeds only chunks whose text hash is new, with the passage encoder of DenseParams (manifest.encoder):
+by default the ONNX model, batched by length. With encoder "sentence-transformers", up to ONNX_REEMBED_MAX new chunks
+(an edited file or two) are embedded with its ONNX twin instead (cosine ~0.999, no torch import). manifest.onnx_vectors
+counts the vectors the ONNX model made. Above DenseParams.ann_above chunks vectors.faiss is an HNSW graph
+(manifest.dense_index); a change of encoder or of index layout makes the index stale.
 """
 
 from __future__ import annotations
@@ -33,8 +35,8 @@ from . import dense, formats
 from .backend import BM25Ranking, ManifestFiles
 from .chunk import make_chunks
 from .ingest import SkippedFile, clean_document, decode_text, doc_name, find_files, read_text
-from .models import (FORMAT_VERSION, BM25Params, Chunk, ChunkParams, IndexCorrupt, IndexOutdated, Manifest,
-                     SourceFile)
+from .models import (FORMAT_VERSION, BM25Params, Chunk, ChunkParams, DenseParams, IndexCorrupt, IndexOutdated,
+                     Manifest, SourceFile)
 from .formats import Extractor
 from .records import CHUNKS, OFFSETS, ChunkStore, ChunkWriter
 
@@ -211,7 +213,8 @@ def content_may_differ(old: SourceFile, f: CorpusFile, racy_from_ns: int) -> boo
 
 
 def stale_reason(manifest: Manifest, root: Path, files: list[CorpusFile],
-                 chunking: ChunkParams, bm25: BM25Params, verify: bool = False) -> str | None:
+                 chunking: ChunkParams, bm25: BM25Params, verify: bool = False,
+                 dense_params: DenseParams | None = None) -> str | None:
     """Why the index no longer matches the corpus or settings, or None when it does.
 
     A file counts as changed when its size differs, or when content_may_differ and its SHA-256 differs (`verify`
@@ -223,6 +226,11 @@ def stale_reason(manifest: Manifest, root: Path, files: list[CorpusFile],
         return "embedding model changed"
     if manifest.chunking != chunking or manifest.bm25 != bm25:
         return "chunking or BM25 parameters changed"
+    dense_params = dense_params or DenseParams()
+    if manifest.encoder != dense_params.encoder:
+        return f"passage encoder changed ({manifest.encoder} -> {dense_params.encoder})"
+    if manifest.dense_index != dense.index_layout(manifest.num_chunks, dense_params):
+        return f"dense index changed ({manifest.dense_index} -> {dense.index_layout(manifest.num_chunks, dense_params)})"
     if Path(manifest.corpus_root) != root:
         return f"corpus root changed ({manifest.corpus_root} -> {root})"
     if any(f.ctime_ns is None for f in manifest.files if f.skipped is None):
@@ -383,11 +391,13 @@ class Collected:
     count: int = 0
 
 
-def _load_previous(index_dir: Path, chunking: ChunkParams, bm25_params: BM25Params) -> Previous | None:
-    """The current generation, as a source of reusable chunks and vectors (None when missing or corrupt)."""
+def _load_previous(index_dir: Path, chunking: ChunkParams, bm25_params: BM25Params,
+                   encoder: str) -> Previous | None:
+    """The current generation, as a source of reusable chunks and vectors (None when missing, corrupt, or embedded
+    by another encoder)."""
     try:
         index = load_index(index_dir)
-        if index is None or index.manifest.model_name != dense.MODEL_NAME:
+        if index is None or index.manifest.model_name != dense.MODEL_NAME or index.manifest.encoder != encoder:
             return None
         n = index.manifest.num_chunks
         hashes = np.load(index.folder / HASHES, allow_pickle=False)
@@ -571,7 +581,7 @@ def _concat(parts: list[np.ndarray], dtype) -> np.ndarray:
 
 
 def _vectors(collected: Collected, hashes: np.ndarray, records: ChunkStore, previous: Previous | None,
-             progress: Progress | None, block: int = 1024) -> tuple[object, np.ndarray]:
+             progress: Progress | None, params: DenseParams, block: int = 1024) -> tuple[object, np.ndarray]:
     """The new FAISS index and which vectors came from the ONNX twin: reused by position or hash, else embedded.
 
     Vectors go into the index a block of rows at a time, the new ones embedded as their block comes up with their
@@ -588,10 +598,11 @@ def _vectors(collected: Collected, hashes: np.ndarray, records: ChunkStore, prev
             rows[fresh] = [cache.get(h, -1) for h in hashes[fresh].tolist()]
         onnx[rows >= 0] = previous.onnx[rows[rows >= 0]]
     missing = int((rows < 0).sum())
-    encoder, use_onnx = (_encoder(old_faiss is not None and missing <= ONNX_REEMBED_MAX, progress, missing)
-                         if missing else (None, False))
+    encoder, use_onnx = (_encoder(params.encoder, old_faiss is not None and missing <= ONNX_REEMBED_MAX, progress,
+                                  missing) if missing else (None, False))
     onnx[rows < 0] = use_onnx
-    index = dense.build_faiss(np.zeros((0, dense.MODEL_DIM), dtype=np.float32))
+    step = EMBED_STEP if params.encoder == "sentence-transformers" else block  # ONNX batches a block by length
+    index = dense.new_faiss(dense.index_layout(collected.count, params))
     done = 0
     for lo in range(0, len(rows), block):
         old = rows[lo:lo + block]
@@ -600,21 +611,25 @@ def _vectors(collected: Collected, hashes: np.ndarray, records: ChunkStore, prev
         if reused.any():
             vectors[reused] = dense.stored_vectors(old_faiss)[old[reused]]
         new = np.flatnonzero(~reused)
-        for k in range(0, len(new), EMBED_STEP):
-            at = new[k:k + EMBED_STEP]
+        for k in range(0, len(new), step):
+            at = new[k:k + step]
             vectors[at] = encoder.encode([records[lo + int(i)]["search_text"] for i in at])
             done += len(at)
             if progress:
                 progress("embedding", done, missing)
-        index.add(vectors)
+        dense.add_vectors(index, vectors)
     return index, onnx
 
 
-def _encoder(use_onnx: bool, progress: Progress | None, total: int):
-    """The encoder for new chunks and whether it is the ONNX twin (else sentence-transformers, also when the twin
-    is not installed)."""
+def _encoder(kind: str, use_onnx: bool, progress: Progress | None, total: int):
+    """The encoder for new chunks and whether it is an ONNX one. With kind "sentence-transformers", a few chunks
+    (use_onnx) go to the ONNX twin, unless it is not installed."""
     if progress:
         progress("loading model", 0, total)
+    if kind == "onnx":
+        return dense.load_encoder("onnx", threads=dense.build_threads()), True
+    if kind == "onnx-int8":
+        return dense.load_encoder("onnx-int8", threads=dense.build_threads()), True
     if use_onnx:
         try:
             return dense.load_encoder("onnx"), True
@@ -630,18 +645,20 @@ def _fsync_files(folder: Path) -> None:
 
 
 def build_index(paths: list[Path], index_dir: Path, chunking: ChunkParams, bm25_params: BM25Params,
-                progress: Progress | None = None, warn: Warn | None = None) -> tuple[Index, float]:
+                progress: Progress | None = None, warn: Warn | None = None,
+                dense_params: DenseParams | None = None) -> tuple[Index, float]:
     """Build (reusing unchanged files' chunks and embeddings) and switch to it; returns the index and seconds."""
+    dense_params = dense_params or DenseParams()
     t0 = time.perf_counter()
     started_ns = time.time_ns()
     root, files = scan_corpus(paths)
     with build_lock(index_dir):
-        previous = _load_previous(index_dir, chunking, bm25_params)  # again under the lock: another build may have won
+        previous = _load_previous(index_dir, chunking, bm25_params, dense_params.encoder)  # again under the lock
         building = index_dir / f".building-{time.time_ns()}-{os.getpid()}"
         building.mkdir()
         try:
             generation, manifest, bm25, faiss_index = _write_generation(
-                building, root, files, previous, chunking, bm25_params, t0, progress, warn, started_ns)
+                building, root, files, previous, chunking, bm25_params, t0, progress, warn, started_ns, dense_params)
         except BaseException:
             shutil.rmtree(building, ignore_errors=True)
             raise
@@ -653,7 +670,7 @@ def build_index(paths: list[Path], index_dir: Path, chunking: ChunkParams, bm25_
 
 def _write_generation(building: Path, root: Path, files: list[CorpusFile], previous: Previous | None,
                       chunking: ChunkParams, bm25_params: BM25Params, t0: float, progress: Progress | None,
-                      warn: Warn | None, started_ns: int = 0):
+                      warn: Warn | None, started_ns: int = 0, dense_params: DenseParams | None = None):
     """Write every file of a new generation into `building`, then rename it to its final gen- name."""
     postings = bm25_mod.PostingsBuilder(previous.index.bm25 if previous and previous.files else None)
     with open(building / CHUNKS, "wb") as fh, Extractor() as extractor:
@@ -667,7 +684,7 @@ def _write_generation(building: Path, root: Path, files: list[CorpusFile], previ
     bm25.save(building)
     records = ChunkStore.open(building, collected.count)
     try:
-        faiss_index, onnx = _vectors(collected, hashes, records, previous, progress)
+        faiss_index, onnx = _vectors(collected, hashes, records, previous, progress, dense_params or DenseParams())
     finally:
         records.close()
     np.save(building / ONNX_FLAGS, onnx)
@@ -675,6 +692,8 @@ def _write_generation(building: Path, root: Path, files: list[CorpusFile], previ
     manifest = Manifest(
         corpus_root=str(root), model_name=dense.MODEL_NAME, model_dim=dense.MODEL_DIM, chunking=chunking,
         bm25=bm25_params, files=collected.sources, num_chunks=collected.count, onnx_vectors=int(onnx.sum()),
+        encoder=(dense_params or DenseParams()).encoder,
+        dense_index=dense.index_layout(collected.count, dense_params or DenseParams()),
         built_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         build_seconds=round(time.perf_counter() - t0, 3), started_ns=started_ns,
     )

@@ -93,7 +93,8 @@ def _open_embedded(settings: Settings, progress: Progress | None, warn: Warn | N
             state = "was built by another version of qa" if isinstance(exc, IndexOutdated) else "is corrupt"
             reason = f"index at {index_dir} {state} ({exc}); rebuilding"
         if index is not None:
-            reason = stale_reason(index.manifest, root, files, settings.chunking, settings.bm25)
+            reason = stale_reason(index.manifest, root, files, settings.chunking, settings.bm25,
+                                  dense_params=settings.dense)
             if reason is None:
                 return index
         elif reason is None:
@@ -101,7 +102,8 @@ def _open_embedded(settings: Settings, progress: Progress | None, warn: Warn | N
     if warn and reason:
         warn(reason)
     try:
-        index, _ = build_index(settings.corpus, index_dir, settings.chunking, settings.bm25, progress, warn)
+        index, _ = build_index(settings.corpus, index_dir, settings.chunking, settings.bm25, progress, warn,
+                               dense_params=settings.dense)
     except IngestError as exc:
         raise CorpusError(str(exc)) from None
     except OSError as exc:

@@ -373,7 +373,8 @@ def cmd_index(args: argparse.Namespace) -> int:
 
         progress = StderrProgress()
         try:
-            index, seconds = build_index(settings.corpus, index_dir, settings.chunking, settings.bm25, progress, warn)
+            index, seconds = build_index(settings.corpus, index_dir, settings.chunking, settings.bm25, progress, warn,
+                                         dense_params=settings.dense)
         except IngestError:
             raise
         except OSError as exc:  # the same words and exit code as when `qa ask` builds it
@@ -409,7 +410,8 @@ def _verify_stale(settings, index_dir: Path) -> bool:
     if manifest is None:
         return False  # nothing to verify: open_index builds it
     root, files = scan_corpus(settings.corpus)
-    reason = stale_reason(manifest, root, files, settings.chunking, settings.bm25, verify=True)
+    reason = stale_reason(manifest, root, files, settings.chunking, settings.bm25, verify=True,
+                          dense_params=settings.dense)
     if reason:
         warn(f"{reason}; rebuilding")
     return reason is not None

@@ -1,4 +1,4 @@
-"""The query-time ONNX encoder is held to the sentence-transformers model the index is built with."""
+"""The query-time ONNX encoders are held to the sentence-transformers reference model."""
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
@@ -93,9 +93,10 @@ def test_gold_metrics_match_the_sentence_transformers_path(seed_index, seed_sett
     tolerance = 0.01
     if kind == "onnx-int8" and changes:
         tolerance = INT8_DENSE_ONLY_QUESTIONS / fast.answerable + 1e-3  # reports round to 4 places
-    elif not changes:
+    else:
         # defaults: the reader re-orders the read passages by its own score, so a near-tie at rank 3 can move one
-        # question (the float twin: gold hit@3 0.986 against 1.0)
+        # question (the float twin: gold hit@3 0.986 against 1.0); dense-only: the index's passages are embedded by
+        # the float ONNX model, so the sentence-transformers query vectors tip one question over the abstention cut
         tolerance = 1 / fast.answerable + 1e-3
     for metric in ("hit_at_1", "hit_at_3", "hit_at_5", "mrr_at_5", "abstain_recall", "false_abstain_rate"):
         assert abs(getattr(fast, metric) - getattr(reference, metric)) <= tolerance, metric

