@@ -56,9 +56,12 @@ def bm25_text(terms: Iterable[str]) -> str:
 
 
 def collection_name(name: str) -> str:
-    """A valid collection or alias name made from any label (letters, digits and underscores, a letter first)."""
+    """A valid collection or alias name made from any label (letters, digits and underscores, a letter first); a
+    valid name stays as it is."""
     cleaned = re.sub(r"[^A-Za-z0-9_]", "_", name)
-    return ("qa_" + cleaned)[:180]
+    if not (cleaned[:1].isalpha() or cleaned[:1] == "_"):
+        cleaned = "qa_" + cleaned
+    return cleaned[:180]
 
 
 def literal(text: str) -> str:
@@ -80,7 +83,7 @@ def _quiet() -> None:
 class MilvusStore:
     """A connection to one Milvus server and the generations of one alias on it (the GenerationWriter)."""
 
-    def __init__(self, uri: str, alias: str, timeout: float = 10.0) -> None:
+    def __init__(self, uri: str, alias: str, timeout: float = 10.0, token: str = "") -> None:
         os.environ.setdefault("GRPC_VERBOSITY", "NONE")  # read when grpc loads
         try:
             from pymilvus import MilvusClient
@@ -90,7 +93,7 @@ class MilvusStore:
         self.uri = uri
         self.alias = collection_name(alias)
         try:
-            self.client = MilvusClient(uri=uri, timeout=timeout, grpc_options=GRPC_OPTIONS)
+            self.client = MilvusClient(uri=uri, token=token, timeout=timeout, grpc_options=GRPC_OPTIONS)
         except Exception as exc:  # noqa: BLE001 - MilvusException, grpc errors, bad URIs: one line each
             raise BackendUnavailable(f"cannot reach Milvus at {uri}: {_one_line(exc)}") from None
 

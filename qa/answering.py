@@ -53,7 +53,8 @@ def _open_milvus(settings: Settings, progress: Progress | None, warn: Warn | Non
     from index.milvus import MilvusStore
 
     try:
-        store = MilvusStore(settings.milvus_uri, settings.resolved_milvus_collection())
+        token = settings.milvus_token.get_secret_value() if settings.milvus_token else ""
+        store = MilvusStore(settings.milvus_uri, settings.resolved_milvus_collection(), token=token)
         current = None if rebuild else store.open()
         if current is not None:
             try:

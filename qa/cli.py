@@ -32,7 +32,10 @@ def _common(p: argparse.ArgumentParser) -> None:
 def _backend_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--backend", choices=["embedded", "milvus"],
                    help="where passages are searched (default: embedded, the index folder; env QA_BACKEND)")
-    p.add_argument("--milvus-uri", metavar="URI", help="the Milvus server, http://host:port (env QA_MILVUS_URI)")
+    p.add_argument("--milvus-uri", metavar="URI", help="the Milvus server, http://host:port (env QA_MILVUS_URI; "
+                   "credentials only from QA_MILVUS_TOKEN)")
+    p.add_argument("--milvus-collection", metavar="NAME", help="the alias to search and publish to (env "
+                   "QA_MILVUS_COLLECTION; default: qa_ + the index folder's name)")
 
 
 def build_parser() -> ArgParser:
@@ -101,6 +104,8 @@ def settings_from(args: argparse.Namespace, **extra):
         overrides["backend"] = args.backend
     if getattr(args, "milvus_uri", None):
         overrides["milvus_uri"] = args.milvus_uri
+    if getattr(args, "milvus_collection", None):
+        overrides["milvus_collection"] = args.milvus_collection
     if getattr(args, "no_rerank", False):
         overrides["rerank"] = False
     if getattr(args, "top_k", None) is not None:

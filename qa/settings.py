@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from index.models import BM25Params, ChunkParams, DenseParams, PassageEncoder
 from index.onnx_sessions import cache_home
@@ -83,8 +83,13 @@ class Settings(BaseModel):
     backend: Backend = Field(default="embedded", description="where passages are searched: the index folder (files "
                                                              "and FAISS) or a Milvus server (docs/scale-out.md)")
     milvus_uri: str = Field(default="http://127.0.0.1:19530", description="the Milvus server (backend milvus)")
-    milvus_collection: str | None = Field(default=None, description="the alias readers search (backend milvus); "
-                                                                    "default: named after the index folder")
+    milvus_token: SecretStr | None = Field(default=None, description="credentials for an authenticated Milvus "
+                                             "(\"user:password\" or an API key; backend milvus); env only, so it never "
+                                             "shows in a process list")
+    milvus_collection: str | None = Field(
+        default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,179}$",
+        description="the alias readers search (backend milvus): letters, digits, underscores; default qa_ + the index "
+                    "folder's name")
     query_encoder: QueryEncoder = Field(
         default="onnx-int8", description="embeds questions: int8 products (fastest), the packaged ONNX model, or the "
                                          "sentence-transformers model (slow start)")
@@ -144,4 +149,4 @@ class Settings(BaseModel):
 
     def resolved_milvus_collection(self) -> str:
         """The Milvus alias of this corpus: explicit, or named after its index folder."""
-        return self.milvus_collection or self.resolved_index_dir().name
+        return self.milvus_collection or "qa_" + self.resolved_index_dir().name

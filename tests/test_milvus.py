@@ -196,6 +196,37 @@ def test_deleting_a_document_removes_its_passages_from_search(milvus_uri, small_
 
 
 @needs_milvus
+def test_milvus_collection_option_publishes_and_searches_that_alias(milvus_uri, small_corpus, tmp_path):
+    index_dir = tmp_path / "named"
+    built = run_milvus_qa(["index", str(small_corpus), "--index-dir", str(index_dir), "--milvus-collection",
+                           "newsroom_archive"], tmp_path, milvus_uri)
+    assert built.returncode == 0, built.stderr
+    assert "newsroom_archive" in on_server(milvus_uri, lambda m: m.list_aliases()["aliases"])
+    asked = run_milvus_qa(["ask", "--json", "--no-rerank", "what deal did the miners sign?", "--corpus",
+                           str(small_corpus), "--index-dir", str(index_dir), "--milvus-collection", "newsroom_archive"],
+                          tmp_path, milvus_uri)
+    assert asked.returncode == 0, asked.stderr
+    assert Answer.model_validate_json(asked.stdout.strip()).passages[0].citation.doc == "notes/minerals.txt"
+
+
+def test_an_invalid_milvus_collection_name_is_one_line_and_exit_2(seed_corpus, tmp_path):
+    proc = run_milvus_qa(["ask", SAMPLE_QUESTION, "--corpus", str(seed_corpus), "--milvus-collection", "my archive"],
+                         tmp_path, f"http://127.0.0.1:{free_port()}", timeout=120)
+    err = proc.stderr.strip()
+    assert proc.returncode == 2 and len(err.splitlines()) == 1 and "Traceback" not in err, err
+    assert "milvus_collection" in err
+
+
+def test_milvus_token_is_read_from_the_environment_and_never_printed(monkeypatch):
+    from qa import Settings
+
+    monkeypatch.setenv("QA_MILVUS_TOKEN", "analyst:s3cret")
+    settings = Settings()
+    assert settings.milvus_token.get_secret_value() == "analyst:s3cret"
+    assert "s3cret" not in repr(settings) and "s3cret" not in settings.model_dump_json()
+
+
+@needs_milvus
 def test_non_ascii_and_quoted_terms_are_searched_not_rejected(milvus_uri, tmp_path):
     from index.bm25 import tokenize
     from qa import Settings, open_index
