@@ -209,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     ap = argparse.ArgumentParser(prog="python -m bench.ann", description=__doc__.split("\n")[0])
     ap.add_argument("--size", default="1m", help="the vector cache to read (bench.vectors --size)")
-    ap.add_argument("--encoder", default="onnx", help="the vector cache's encoder (bench.vectors --encoder)")
+    ap.add_argument("--encoder", default="onnx-int8", help="the vector cache's encoder (bench.vectors --encoder)")
     ap.add_argument("--at", default="all", help="comma list of sizes to measure (e.g. 100k,250k,all)")
     ap.add_argument("--layouts", default="flat,hnsw", help="comma list of flat, hnsw, ivf")
     ap.add_argument("--ef", default="", help="HNSW efSearch values to measure (default: the setting's)")

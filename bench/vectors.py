@@ -151,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench.vectors", description=__doc__.split("\n")[0])
     ap.add_argument("command", choices=["build", "status"])
     ap.add_argument("--size", default="1m", help="vectors wanted (1m, 250k, or a count)")
-    ap.add_argument("--encoder", default="onnx", choices=["onnx", "onnx-int8", "sentence-transformers"])
+    ap.add_argument("--encoder", default="onnx-int8", choices=["onnx", "onnx-int8", "sentence-transformers"])
     ap.add_argument("--bench-dir", type=Path, help="cache root (env QA_BENCH_DIR, default /tmp/qa-bench)")
     args = ap.parse_args(argv)
     target = parse_size(args.size)

@@ -184,7 +184,7 @@ def load_encoder(kind: str = "onnx", threads: int = 1):
         return _load_encoder(kind, threads)
 
 
-@lru_cache(maxsize=4)
+@lru_cache(maxsize=8)  # 3 kinds x (one session, one per core)
 def _load_encoder(kind: str, threads: int = 1):
     if kind == "sentence-transformers":
         return SentenceTransformerEncoder()

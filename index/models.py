@@ -70,7 +70,7 @@ PassageEncoder = Literal["onnx", "onnx-int8", "sentence-transformers"]
 class DenseParams(BaseModel):
     """How passages are embedded and how their vectors are searched (exact, or HNSW above a size)."""
 
-    encoder: PassageEncoder = "onnx"
+    encoder: PassageEncoder = "onnx-int8"
     ann: Literal["hnsw", "off"] = "hnsw"
     ann_above: int = Field(default=200_000, ge=0, description="more chunks than this get an approximate index")
     hnsw_m: int = Field(default=32, ge=4, le=128)

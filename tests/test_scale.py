@@ -33,6 +33,18 @@ def test_batched_onnx_passages_agree_with_sentence_transformers(seed_chunks):
     assert len(texts) > 100 and cosines.min() >= 0.999 and cosines.mean() >= 0.9994
 
 
+def test_int8_passages_agree_with_sentence_transformers(seed_chunks):
+    """The default build encoder (int8 products, one text at a time) against the reference model.
+    Measured on the seeds: mean cosine 0.994, min 0.989; gold and SQuAD answers match the float model's within
+    two questions in a thousand (docs/performance.md)."""
+    texts = _passages(seed_chunks)
+    reference = dense.load_encoder("sentence-transformers").encode(texts)
+    fast = dense.load_encoder("onnx-int8", threads=dense.build_threads()).encode(texts)
+    cosines = (fast * reference).sum(axis=1)
+    assert len(texts) > 100 and cosines.min() >= 0.985 and cosines.mean() >= 0.992
+    assert np.array_equal(fast[:5], dense.load_encoder("onnx-int8").encode(texts[:5]))  # alone = in a build
+
+
 def test_a_passage_embeds_the_same_alone_or_in_any_batch(seed_chunks):
     """Padding is masked out, so a re-embedded chunk (an edited file) gets the vector a full build gives it."""
     texts = _passages(seed_chunks)[:40]
@@ -104,12 +116,12 @@ def test_an_index_built_with_another_encoder_is_rebuilt_with_the_configured_one(
     reference = open_index(settings.model_copy(update={"build_encoder": "sentence-transformers"}))
     assert reference.manifest.encoder == "sentence-transformers" and reference.manifest.onnx_vectors == 0
     warnings = []
-    rebuilt = open_index(settings, warn=warnings.append)  # default settings: the ONNX passage encoder
-    assert any("passage encoder changed (sentence-transformers -> onnx)" in w for w in warnings)
-    assert rebuilt.manifest.encoder == "onnx" and rebuilt.manifest.onnx_vectors == rebuilt.manifest.num_chunks
+    rebuilt = open_index(settings, warn=warnings.append)  # default settings: the int8 ONNX passage encoder
+    assert any("passage encoder changed (sentence-transformers -> onnx-int8)" in w for w in warnings)
+    assert rebuilt.manifest.encoder == "onnx-int8" and rebuilt.manifest.onnx_vectors == rebuilt.manifest.num_chunks
     old, new = dense.faiss_vectors(reference.faiss), dense.faiss_vectors(rebuilt.faiss)
     assert not np.array_equal(old, new)  # re-embedded, not reused
-    assert (old * new).sum(axis=1).min() >= 0.999
+    assert (old * new).sum(axis=1).min() >= 0.98
     assert open_index(settings, warn=warnings.append).folder == rebuilt.folder  # and then left alone
 
 

@@ -132,10 +132,11 @@ def test_moved_corpus_is_stale(built, tmp_path):
 
 
 def _spy_encoders(monkeypatch) -> dict[str, list[str]]:
-    """Record what each encoder is asked to embed (the real encoders still run); "onnx" is the one-thread twin and
-    the build's batched session together."""
-    encoded: dict[str, list[str]] = {"sentence-transformers": [], "onnx": []}
-    for kind, threads in (("sentence-transformers", 1), ("onnx", 1), ("onnx", dense.build_threads())):
+    """Record what each encoder is asked to embed (the real encoders still run); "onnx" and "onnx-int8" each hold the
+    one-thread encoder and the build's one-session-per-core encoder together."""
+    encoded: dict[str, list[str]] = {"sentence-transformers": [], "onnx": [], "onnx-int8": []}
+    for kind, threads in (("sentence-transformers", 1), ("onnx", 1), ("onnx", dense.build_threads()),
+                          ("onnx-int8", 1), ("onnx-int8", dense.build_threads())):
         texts = encoded[kind]
         encoder = dense.load_encoder(kind, threads=threads)
         if hasattr(encoder.encode, "_spied"):
@@ -156,10 +157,10 @@ def test_rebuild_only_embeds_what_changed(built, monkeypatch):
     encoded = _spy_encoders(monkeypatch)
     write_corpus(corpus, {"added.txt": "Kherson and Zaporizhzhia would be frozen along the line of contact.\n"})
     index = build(corpus, index_dir)
-    # only the new chunk is embedded, by the ONNX model; sentence-transformers is not even loaded
-    assert encoded == {"sentence-transformers": [],
-                       "onnx": ["Kherson and Zaporizhzhia would be frozen along the line of contact."]}
-    assert index.manifest.onnx_vectors == index.manifest.num_chunks and index.manifest.encoder == "onnx"
+    # only the new chunk is embedded, by the default int8 ONNX model; sentence-transformers is not even loaded
+    assert encoded == {"sentence-transformers": [], "onnx": [],
+                       "onnx-int8": ["Kherson and Zaporizhzhia would be frozen along the line of contact."]}
+    assert index.manifest.onnx_vectors == index.manifest.num_chunks and index.manifest.encoder == "onnx-int8"
     check_consistent(index, corpus)
 
 
@@ -326,7 +327,7 @@ def test_missing_embedding_cache_keys_mean_a_full_rebuild_not_an_error(built, mo
     encoded = _spy_encoders(monkeypatch)
     write_corpus(corpus, {"added.txt": "A brand new article about drone production in Lviv.\n"})
     index = build(corpus, index_dir)
-    assert len(encoded["onnx"]) == index.manifest.num_chunks and encoded["sentence-transformers"] == []
+    assert len(encoded["onnx-int8"]) == index.manifest.num_chunks and encoded["sentence-transformers"] == []
     check_consistent(index, corpus)
 
 
