@@ -386,7 +386,6 @@ async def test_rebuild_from_the_palette_keeps_the_app_usable(app):
         assert app.index.folder != folder or app.index.manifest.built_at != built
 
 
-@pytest.mark.xfail(strict=True, reason="the sample answer shows a false 'Sources differ' line (the reader marks 800,000 in a passage that also gives 85,000), which makes its card two rows taller than 80x24 leaves")
 @sync
 async def test_small_terminal_80x24(app):
     from textual.widgets import Footer

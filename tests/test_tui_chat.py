@@ -413,6 +413,24 @@ def test_focus_window_keeps_the_answering_sentence_and_whole_neighbours():
     assert shown.strip().startswith("Sentence number") and shown.strip().endswith("here.")
 
 
+def test_a_short_screen_shows_the_answering_sentence_alone():
+    from tui.cards import card_views, visible_parts, window_for
+
+    sentences = [f"Sentence number {i} says something long enough to matter here." for i in range(12)]
+    text = " ".join(sentences)
+    target = text.index(sentences[6])
+    p = Passage(rank=1, text=text, sentence_start=target, sentence_end=target + len(sentences[6]), score=1.0,
+                citation=Citation(doc="x.txt", start=0, end=len(text), line_start=1, line_end=1))
+    reply = Answer(question="q", answered=True, confidence=1.0, answer="x", passages=[p], mode="hybrid", reranked=True,
+                   seconds=0.1)
+    tall, short = card_views(reply, window=window_for(40))[0], card_views(reply, window=window_for(24))[0]
+    def shown(view) -> str:
+        return "".join(text[a:b] for a, b in (x for x in visible_parts(view) if isinstance(x, tuple)))
+
+    assert shown(short).strip() == sentences[6]
+    assert sentences[6] in shown(tall) and len(shown(tall)) > 3 * len(sentences[6])
+
+
 async def _asked(pilot) -> None:
     """Ask Q1 (answered by the hand-made reply) and wait for its card, cursor still."""
     await settle(pilot)

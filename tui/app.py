@@ -25,6 +25,7 @@ from qa.followup import Turn as ContextTurn
 from qa.followup import followup_query, index_idf
 
 from . import state
+from .cards import window_for
 from .clipboard import clipboard_route, copy_message, tmux_set_clipboard
 from .commands import QACommands
 from .export import ExportScreen, Turn, conversation_markdown
@@ -456,7 +457,7 @@ class QAChatApp(App[int]):
         if job.cancelled or job is not self.current:
             return
         follow = self._at_bottom()
-        card = AnswerCard(reply) if reply is not None else ErrorCard(error or "no reply")
+        card = AnswerCard(reply, window_for(self.size.height)) if reply is not None else ErrorCard(error or "no reply")
         await self.chat.log_view.mount(card, after=job.pending)
         await job.pending.remove()
         self.turns.append(Turn(job.question, reply, error))
@@ -548,7 +549,7 @@ class QAChatApp(App[int]):
         turns = []
         for question, reply, error in saved:
             widgets.append(QuestionBubble(question))
-            widgets.append(AnswerCard(reply) if reply is not None else ErrorCard(error or "no reply"))
+            widgets.append(AnswerCard(reply, window_for(self.size.height)) if reply is not None else ErrorCard(error or "no reply"))
             turns.append(Turn(question, reply, error))
         log.mount_all(widgets, after="#welcome")
         self.turns[:0] = turns

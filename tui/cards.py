@@ -14,6 +14,7 @@ from qa.render import display_scores
 
 
 WINDOW_CHARS = 320  # an expanded passage shows about this much around its answering sentence
+SHORT_SCREEN_ROWS = 30  # below this many rows an expanded passage shows its answering sentence alone
 
 
 @dataclass
@@ -25,6 +26,7 @@ class PassageView:
     highlight: bool  # the passage gives the answer: its span is marked
     expanded: bool
     duplicate_of: int | None = None  # rank of an earlier passage that shows the same sentence
+    window: int = WINDOW_CHARS  # characters an expanded passage may show around its answering sentence
     shown_elsewhere: list[tuple[int, int, int]] = field(default_factory=list)  # (start, end, rank), file offsets
 
 
@@ -62,20 +64,26 @@ def sentence(passage: Passage) -> tuple[str, tuple[int, int] | None]:
     return raw, span
 
 
-def card_views(reply: Answer, expanded: set[int] | None = None) -> list[PassageView]:
-    """The card's passages in order; `expanded` holds the ranks shown whole (default: the top passage)."""
+def window_for(rows: int) -> int:
+    """How much of an expanded passage a card shows on a screen of this many rows (a short one: the sentence)."""
+    return WINDOW_CHARS if rows >= SHORT_SCREEN_ROWS else 0
+
+
+def card_views(reply: Answer, expanded: set[int] | None = None, window: int = WINDOW_CHARS) -> list[PassageView]:
+    """The card's passages in order; `expanded` holds the ranks shown whole (default: the top passage), each with
+    up to `window` characters around its answering sentence."""
     expanded = {reply.passages[0].rank} if expanded is None and reply.passages else (expanded or set())
     marked = answering_ranks(reply)
     views: list[PassageView] = []
     seen_text: dict[str, int] = {}  # sentence key -> rank of the first passage that shows it
     shown_ranges: list[tuple[str, int, int, int]] = []  # (doc, start, end, rank) of expanded passages
     for p, score in zip(reply.passages, display_scores(reply)):
-        view = PassageView(p, score, p.rank in marked, p.rank in expanded)
+        view = PassageView(p, score, p.rank in marked, p.rank in expanded, window=window)
         c = p.citation
         if view.expanded:
             view.shown_elsewhere = [(max(s, c.start), min(e, c.end), r) for doc, s, e, r in shown_ranges
                                     if doc == c.doc and s < c.end and c.start < e]
-            lo, hi = focus_window(p)
+            lo, hi = focus_window(p, window)
             shown_ranges.append((c.doc, c.start + lo, c.start + hi, p.rank))
             for text in _SENTENCE_END.split(p.text[lo:hi]):
                 seen_text.setdefault(_key(text), p.rank)
@@ -122,7 +130,7 @@ def visible_parts(view: PassageView) -> list[tuple[int, int] | int | str]:
     passage standing for a stretch it already shows, or "…" where the card leaves text out."""
     p = view.passage
     base = p.citation.start
-    lo, hi = focus_window(p)
+    lo, hi = focus_window(p, view.window)
     parts: list[tuple[int, int] | int | str] = ["…"] if lo > 0 else []
     pos = lo
     for s, e, rank in sorted(view.shown_elsewhere):

@@ -13,7 +13,7 @@ from textual.widgets import Input, LoadingIndicator, Static
 from qa import Answer, Passage
 from qa.render import SOURCES_AGREE, SOURCES_DIFFER, agreement, citation_text, line_range
 
-from .cards import PassageView, card_views, sentence, squash, visible_parts
+from .cards import WINDOW_CHARS, PassageView, card_views, sentence, squash, visible_parts
 
 
 def short_doc(doc: str, width: int = 14) -> str:
@@ -287,9 +287,10 @@ def groups_line(reply: Answer) -> Content | None:
 class AnswerCard(Vertical):
     """One reply: the answer (or 'no answer found'), agreement between sources, then the cited passages."""
 
-    def __init__(self, reply: Answer) -> None:
+    def __init__(self, reply: Answer, window: int = WINDOW_CHARS) -> None:
         super().__init__(classes="card answered" if reply.answered else "card abstained")
         self.reply = reply
+        self.window = window  # characters an expanded passage shows around its sentence (less on short screens)
         self.expanded = {reply.passages[0].rank} if reply.passages else set()
         self.border_title = "answer" if reply.answered else "no answer"
         mode = reply.mode + (" + rerank" if reply.reranked else "")
@@ -316,7 +317,7 @@ class AnswerCard(Vertical):
             yield Static(Content.assemble(("searched: ", "bold $text-muted"), (r.query, "italic $text-muted")),
                          classes="searched", markup=False)
         tags = self._tags()
-        for view in card_views(r, self.expanded):
+        for view in card_views(r, self.expanded, self.window):
             yield PassageItem(view, tags.get(view.passage.rank), closest=not r.answered)
 
     def on_passage_item_toggle(self, message: PassageItem.Toggle) -> None:
@@ -326,7 +327,7 @@ class AnswerCard(Vertical):
     def toggle(self, rank: int) -> None:
         """Show the passage of this rank whole, or as one line again; the others are redrawn so no text repeats."""
         self.expanded ^= {rank}
-        views = {v.passage.rank: v for v in card_views(self.reply, self.expanded)}
+        views = {v.passage.rank: v for v in card_views(self.reply, self.expanded, self.window)}
         for item in self.passages:
             item.show(views[item.passage.rank])
 
