@@ -399,14 +399,21 @@ def test_display_scores_put_every_mode_on_the_confidence_scale():
     assert "score 0.97" in text and "score 25.80" not in text
 
 
-def test_focus_window_keeps_the_answering_sentence_and_whole_neighbours():
-    from tui.cards import focus_window
-
+def _long_passage() -> tuple[list[str], Passage]:
+    """Twelve sentences in one passage, the seventh answering."""
     sentences = [f"Sentence number {i} says something long enough to matter here." for i in range(12)]
     text = " ".join(sentences)
     target = text.index(sentences[6])
-    p = Passage(rank=1, text=text, sentence_start=target, sentence_end=target + len(sentences[6]), score=1.0,
-                citation=Citation(doc="x.txt", start=0, end=len(text), line_start=1, line_end=1))
+    return sentences, Passage(rank=1, text=text, sentence_start=target, sentence_end=target + len(sentences[6]),
+                              score=1.0, citation=Citation(doc="x.txt", start=0, end=len(text), line_start=1,
+                                                           line_end=1))
+
+
+def test_focus_window_keeps_the_answering_sentence_and_whole_neighbours():
+    from tui.cards import focus_window
+
+    sentences, p = _long_passage()
+    text = p.text
     lo, hi = focus_window(p, budget=200)
     shown = text[lo:hi]
     assert sentences[6] in shown and len(shown) <= 200
@@ -416,11 +423,8 @@ def test_focus_window_keeps_the_answering_sentence_and_whole_neighbours():
 def test_a_short_screen_shows_the_answering_sentence_alone():
     from tui.cards import card_views, visible_parts, window_for
 
-    sentences = [f"Sentence number {i} says something long enough to matter here." for i in range(12)]
-    text = " ".join(sentences)
-    target = text.index(sentences[6])
-    p = Passage(rank=1, text=text, sentence_start=target, sentence_end=target + len(sentences[6]), score=1.0,
-                citation=Citation(doc="x.txt", start=0, end=len(text), line_start=1, line_end=1))
+    sentences, p = _long_passage()
+    text = p.text
     reply = Answer(question="q", answered=True, confidence=1.0, answer="x", passages=[p], mode="hybrid", reranked=True,
                    seconds=0.1)
     tall, short = card_views(reply, window=window_for(40))[0], card_views(reply, window=window_for(24))[0]
