@@ -75,7 +75,7 @@ class DenseParams(BaseModel):
     ann_above: int = Field(default=200_000, ge=0, description="more chunks than this get an approximate index")
     hnsw_m: int = Field(default=32, ge=4, le=128)
     hnsw_ef_construction: int = Field(default=80, ge=8)
-    hnsw_ef_search: int = Field(default=96, ge=8)
+    hnsw_ef_search: int = Field(default=512, ge=8)
 
 
 class SourceFile(BaseModel):
