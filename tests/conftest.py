@@ -130,3 +130,13 @@ def run_qa(args: list[str], cache: Path, stdin: str | None = None, timeout: floa
     """Run the installed `qa` entry point as a user would."""
     return subprocess.run([str(QA_BIN), *args], input=stdin if stdin is not None else "", capture_output=True,
                           text=True, env=cli_env(cache), timeout=timeout, cwd=cwd or REPO)
+
+
+def assert_citations_exact(ans, corpus: Path) -> None:
+    """Every cited passage, its first line number and its answer span are exactly what the source file holds."""
+    for p in ans.passages:
+        text = (corpus / p.citation.doc).read_bytes().decode("utf-8")
+        assert text[p.citation.start:p.citation.end] == p.text
+        assert p.citation.line_start == text.count("\n", 0, p.citation.start) + 1
+        if p.answer is not None:
+            assert text[p.answer_start:p.answer_end] == p.answer

@@ -8,7 +8,7 @@ import re
 from pathlib import Path
 
 import pytest
-from conftest import SAMPLE_QUESTION, copy_index, current_generation, run_qa, write_corpus
+from conftest import SAMPLE_QUESTION, assert_citations_exact, copy_index, current_generation, run_qa, write_corpus
 
 import qa
 from qa.cli import main
@@ -78,12 +78,7 @@ def test_ask_json_validates_and_quotes_the_files_exactly(prepared):
     ans = Answer.model_validate_json(lines[0])
     assert ans.question == SAMPLE_QUESTION and ans.answered and "85,000" in ans.answer
     assert ans.passages[0].citation.doc in SAMPLE_DOCS and "85,000" in ans.passages[0].text
-    for p in ans.passages:
-        text = (corpus / p.citation.doc).read_bytes().decode("utf-8")
-        assert text[p.citation.start:p.citation.end] == p.text
-        assert p.citation.line_start == text.count("\n", 0, p.citation.start) + 1
-        if p.answer is not None:
-            assert text[p.answer_start:p.answer_end] == p.answer
+    assert_citations_exact(ans, corpus)
 
 
 def test_batch_from_stdin_prints_one_json_line_per_question_in_order(prepared):

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import QA_BIN, REPO, SAMPLE_QUESTION, cli_env
+from conftest import QA_BIN, REPO, SAMPLE_QUESTION, assert_citations_exact, cli_env
 from qa.models import Answer
 
 needs_milvus = pytest.mark.skipif(
@@ -106,12 +106,7 @@ def test_ask_through_milvus_answers_85000_with_an_exact_citation(milvus_uri, pub
     assert proc.returncode == 0, proc.stderr
     ans = Answer.model_validate_json(proc.stdout.strip())
     assert ans.answered and "85,000" in ans.answer
-    for p in ans.passages:
-        text = (seed_corpus / p.citation.doc).read_bytes().decode("utf-8")
-        assert text[p.citation.start:p.citation.end] == p.text
-        assert p.citation.line_start == text.count("\n", 0, p.citation.start) + 1
-        if p.answer is not None:
-            assert text[p.answer_start:p.answer_end] == p.answer
+    assert_citations_exact(ans, seed_corpus)
     aliases = on_server(milvus_uri, lambda m: m.list_aliases()["aliases"])
     assert any(a.startswith("qa_") for a in aliases), aliases
 
