@@ -210,13 +210,15 @@ def distractor_positive(row: dict, sentences: list[tuple[int, int]], fillers: di
 _FULL_NAME = re.compile(r"\b[A-Z][a-z]+(?: [A-Z][a-z]+)+\b")
 ADJUNCTS = ("with help from", "with the support of", "with advice from", "with the backing of", "together with aides to",
             "after talks with", "with assistance from")
+_ADJUNCT_WORDS = frozenset("help helped helps support supported backing backed advice advised talks aides aide assistance "
+                           "assisted together".split())
 
 
 def adjunct_positive(row: dict, sentences: list[tuple[int, int]], fillers: dict[str, list[str]],
                      rng: random.Random) -> Example | None:
     """A who-question's window with another person added to the answer's sentence as an adjunct ("..., with help
     from Jane Roe."): the one who did what was asked, not any name in the sentence, is the answer."""
-    if not re.match(r"(?i)\s*(who|whom|whose)\b", row["question"]):
+    if not re.match(r"(?i)\s*(who|whom|whose)\b", row["question"]) or _ADJUNCT_WORDS & content_words(row["question"]):
         return None
     ex = positive(row, sentences, rng)
     answer = row["answers"][0]["text"]
@@ -233,6 +235,22 @@ def adjunct_positive(row: dict, sentences: list[tuple[int, int]], fillers: dict[
         return None
     passage = f"{ex.passage[:cut]}, {rng.choice(ADJUNCTS)} {rng.choice(names)}{ex.passage[cut:]}"
     return Example(row["question"], passage, ex.start, ex.end)
+
+
+def adjunct_examples(rows: list[dict], limit: int, seed: int) -> list[Example]:
+    """Up to `limit` adjunct positives drawn from every who-question in `rows` (a dose independent of the
+    questions a phase otherwise trains on)."""
+    rng = random.Random(seed + 3)
+    fillers = article_fillers(rows)
+    out = []
+    for row in rows:
+        if len(out) >= limit:
+            break
+        sents = split_sentences(row["context"]) or [(0, len(row["context"]))]
+        ex = adjunct_positive(row, sents, fillers.get(row["title"], {}), rng)
+        if ex is not None:
+            out.append(ex)
+    return out
 
 
 def article_fillers(rows: list[dict]) -> dict[str, dict[str, list[str]]]:
@@ -467,13 +485,16 @@ def train(args) -> None:
     out.mkdir(parents=True, exist_ok=True)
     base = resolve_base(args.base)
     t0 = time.time()
-    rows = read_questions(Path(args.data))
+    all_rows = read_questions(Path(args.data))
     rng = random.Random(args.seed)
-    rng.shuffle(rows)
-    rows = rows[args.skip_questions:]
+    rng.shuffle(all_rows)
+    rows = all_rows[args.skip_questions:]
     if args.questions:
         rows = rows[:args.questions]
     examples = make_examples(rows, args.seed, args.negative_rate, args.cut_rate, args.distract_rate)
+    if args.adjuncts:
+        examples += adjunct_examples(all_rows, args.adjuncts, args.seed)
+        random.Random(args.seed + 4).shuffle(examples)
     tok = load_tokenizer(base)
     features = encode(tok, examples)
     lengths = np.array([len(f[0]) for f in features])
@@ -603,6 +624,8 @@ def main(argv=None) -> None:
                    "with the answer's sentences cut out, as a negative")
     p.add_argument("--distract-rate", type=float, default=0.0, help="share of questions that also get a window "
                    "with a look-alike of the answer's sentence (another name or figure, another answer)")
+    p.add_argument("--adjuncts", type=int, default=0, help="add up to N adjunct positives drawn from the who-questions "
+                   "of all the data (another person appended to the answer's sentence), whatever --questions selects")
     p.add_argument("--epochs", type=int, default=1)
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--lr", type=float, default=1e-4)
