@@ -1,6 +1,7 @@
 """The reader alone on SQuAD v1.1 dev with the gold paragraph given: EM/F1 beside published readers.
 
     python -m bench.reader_squad --limit 2000          # a seeded 2,000 questions (0 = all 10,570)
+    python -m bench.reader_squad --no-reread           # each passage read once
 """
 from __future__ import annotations
 
@@ -37,12 +38,13 @@ def windows(text: str) -> list[tuple[int, int, list[tuple[int, int]]]]:
     return out
 
 
-def predict(reader: Reader, question: str, paragraph: str) -> str | None:
-    """Best span over the paragraph's passages (by span score against each passage's no-answer score)."""
+def predict(reader: Reader, question: str, paragraph: str, reread: bool = True) -> str | None:
+    """Best span over the paragraph's passages (by span score against each passage's no-answer score); `reread`
+    chooses it as `qa` does, the sentence read again alone."""
     best, best_margin = None, -float("inf")
     q_ids = reader.tokenizer.encode(question, add_special_tokens=False).ids[:48]
     for ws, we, sents in windows(paragraph):
-        r = reader.read(q_ids, paragraph[ws:we], sents)
+        r = reader.read(q_ids, paragraph[ws:we], sents, reread)
         if r.start is None:
             continue
         margin = r.span_score - r.null_score
@@ -57,6 +59,7 @@ def main(argv=None) -> None:
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--model", default=str(READER_DIR))
     p.add_argument("--json", default=None, help="also write the figures here")
+    p.add_argument("--no-reread", action="store_true", help="each passage read once (no sentence re-reading)")
     args = p.parse_args(argv)
     rows = [json.loads(line) for line in open(SQUAD_DIR / "gold.jsonl", encoding="utf-8")]
     if args.limit:
@@ -65,7 +68,7 @@ def main(argv=None) -> None:
     t0 = time.perf_counter()
     em = f = 0.0
     for row in rows:
-        pred = predict(reader, row["question"], row["evidence"][0])
+        pred = predict(reader, row["question"], row["evidence"][0], not args.no_reread)
         em += exact_match(pred, row["answers"])
         f += f1(pred, row["answers"])
     seconds = time.perf_counter() - t0

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from qa import Settings, open_index
 from qa.answering import (NO_SPAN_PENALTY, UNKNOWN_NAME_PENALTY, Hit, asked_for, choose_passages, fuse_scores,
-                          passage_chunk, rank, read_passages, reader_span, reading_extraction)
+                          passage_chunk, rank, read_passages, reread_passages, reader_span, reading_extraction)
 from qa.evaluate import contains_answer, load_gold, sample
 from qa.extract import answer_type, span_fits, unknown_names
 from qa.span_metrics import exact_match, f1
@@ -34,6 +34,8 @@ def collect(items, index, settings: Settings) -> list[dict]:
         choices = choose_passages(hits, max(settings.top_k, settings.read_candidates), 2 * settings.chunk_max_chars)
         chunks = [passage_chunk(c.ids, index.chunk) for c in choices]
         readings = read_passages(item.question, chunks)
+        if settings.reread_sentence:  # every passage's span counts here (span threshold 0)
+            readings = reread_passages(item.question, chunks, readings, set(range(len(chunks))))
         asked = asked_for(item.question, answer_type(item.question))
         passages = []
         for c, chunk, r in zip(choices, chunks, readings):

@@ -208,7 +208,7 @@ def evaluate(items: list[GoldItem], index, settings, gold_name: str = "gold",
               "rerank_cover_nominees": settings.rerank_cover_nominees, "chunk_max_chars": settings.chunk_max_chars,
               "chunk_overlap_sentences": settings.chunk_overlap_sentences, "top_k": settings.top_k,
               "reader": reads(settings), "reader_weight": settings.reader_weight,
-              "span_threshold": settings.span_threshold,
+              "span_threshold": settings.span_threshold, "reread_sentence": settings.reread_sentence,
               "abstain_below": (settings.abstain_below_read if reads(settings) else settings.abstain_below)
               if settings.rerank else settings.abstain_below_no_rerank}
     return EvalReport(

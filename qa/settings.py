@@ -71,6 +71,8 @@ class Settings(BaseModel):
     read_candidates: int = Field(default=5, ge=1, description="passages the reader reads before the top_k are kept")
     reader_weight: float = Field(default=0.95, ge=0.0, le=1.0,
                                  description="weight of the reader's answer probability in a passage's score")
+    reread_sentence: bool = Field(default=True, description="the reader reads the sentence of its best span again "
+                                                               "alone and picks the span by both readings")
     span_threshold: float = Field(default=0.3, ge=0.0, le=1.0,
                                   description="a passage highlights a span only when the reader is this sure")
     abstain_below_read: float = Field(default=0.3, description="answer only when the top passage's score reaches "

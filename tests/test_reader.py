@@ -8,7 +8,7 @@ import random
 import numpy as np
 import pytest
 
-from qa.read import best_span, trim_span
+from qa.read import best_span, rescore_in_sentence, trim_span
 
 
 def test_best_span_stays_inside_one_sentence():
@@ -30,6 +30,19 @@ def test_best_span_respects_the_length_limit():
     start[1], end[40] = 10.0, 10.0
     s, e, _ = best_span(start, end, offsets, range(1, 41), [(0, 100)], max_answer_tokens=5)
     assert e - s <= 2 * 5
+
+
+def test_rereading_the_sentence_outvotes_the_passage_pull_and_keeps_other_sentences():
+    # passage: "Lee wrote it with Kim Park. Park won." -- sentence 0 is (0, 27); the passage reading prefers Kim Park
+    passage = ((18, 26, 9.0), (0, 3, 8.0), (28, 32, 5.0))
+    alone = ((0, 3, 9.5), (18, 26, 7.0))  # the sentence alone prefers Lee (offsets local to the sentence)
+    spans = rescore_in_sentence(passage, alone, (0, 27))
+    assert spans[0][:2] == (0, 3) and spans[0][2] == pytest.approx(8.75)  # (8.0 + 9.5) / 2 beats (9.0 + 7.0) / 2
+    assert spans[1][:2] == (18, 26)
+    assert spans[-1] == (28, 32, 5.0), "spans of other sentences keep their passage scores, after the sentence's"
+    # a span only one reading found gets the other's lowest score; a sentence read as nothing changes nothing
+    assert rescore_in_sentence(passage, ((5, 9, 12.0), (0, 3, 2.0)), (0, 27))[0] == (5, 9, (5.0 + 12.0) / 2)
+    assert rescore_in_sentence(passage, (), (0, 27)) == list(passage)
 
 
 def test_trim_span_drops_punctuation_but_keeps_abbreviations():
