@@ -154,3 +154,14 @@ def test_the_rerankers_encoder_dequantises_into_a_complete_bert(tmp_path):
     assert model.config.num_hidden_layers == 12
     query = model.encoder.layer[11].attention.self.query.weight
     assert query.shape == (384, 384) and float(query.abs().mean()) > 0.01
+
+
+def test_rereading_the_sentence_changes_spans_but_never_the_ranking_or_the_verdict(seed_index, seed_settings):
+    from qa import answer
+
+    question = "Which European-offered force for post-deal Ukraine would the US proposal block?"
+    on = answer(question, seed_index, seed_settings)
+    off = answer(question, seed_index, seed_settings.model_copy(update={"reread_sentence": False}))
+    assert on.answered and "reassurance force" in on.answer  # the whole name of the force, as the sentence gives it
+    assert [p.citation for p in on.passages] == [p.citation for p in off.passages]
+    assert on.confidence == off.confidence and on.answered == off.answered
