@@ -237,19 +237,57 @@ def adjunct_positive(row: dict, sentences: list[tuple[int, int]], fillers: dict[
     return Example(row["question"], passage, ex.start, ex.end)
 
 
-def adjunct_examples(rows: list[dict], limit: int, seed: int) -> list[Example]:
-    """Up to `limit` adjunct positives drawn from every who-question in `rows` (a dose independent of the
-    questions a phase otherwise trains on)."""
+def mention_positive(row: dict, sentences: list[tuple[int, int]], fillers: dict[str, list[str]],
+                     rng: random.Random) -> Example | None:
+    """A who-question's window in which the answer was already named: another person's name in an earlier sentence
+    is swapped for the answer's full name, the answer itself is cut to its surname half the time, and half the time
+    another person is added as an adjunct. SQuAD's answers are seldom named twice in their paragraph (130 of 3,277
+    full-name answers to who-questions), so a reader learns that a person the passage already mentioned is not the
+    answer ("Steve Witkoff is expected in Moscow. Witkoff drafted the plan with input from Kirill Dmitriev.")."""
+    if not re.match(r"(?i)\s*(who|whom)\b", row["question"]) or _ADJUNCT_WORDS & content_words(row["question"]):
+        return None
+    answer = row["answers"][0]["text"]
+    if not (_FULL_NAME.fullmatch(answer) or _NAME.fullmatch(answer)):
+        return None
+    ex = positive(row, sentences, rng)
+    if ex is None:
+        return None
+    before = ex.passage[:ex.start]
+    cut = max(before.rfind(". "), before.rfind("? "), before.rfind("! "))
+    if cut < 0:
+        return None
+    earlier, lead = before[:cut + 1], before[cut + 1:]
+    names = [m for m in _FULL_NAME.finditer(earlier) if m.group(0) != answer and m.start() > 0
+             and m.group(0).lower() not in row["question"].lower()]
+    if not names:
+        return None
+    m = rng.choice(names)
+    earlier = earlier[:m.start()] + answer + earlier[m.end():]
+    said = answer.split()[-1] if " " in answer and rng.random() < 0.5 else answer
+    passage = earlier + lead + said + ex.passage[ex.end:]
+    start = len(earlier) + len(lead)
+    end = start + len(said)
+    stop = passage.find(".", end)
+    others = [n for n in fillers.get("full_name", []) if n.lower() not in passage.lower() and answer not in n]
+    if rng.random() < 0.5 and others and stop > end and passage[stop - 1].isalnum():
+        passage = f"{passage[:stop]}, {rng.choice(ADJUNCTS)} {rng.choice(others)}{passage[stop:]}"
+    return Example(row["question"], passage, start, end)
+
+
+def twin_examples(rows: list[dict], limit: int, seed: int, make, passes: int = 1) -> list[Example]:
+    """Up to `limit` examples made by `make` (adjunct_positive, mention_positive) from the questions of `rows`: a
+    dose independent of the questions a phase otherwise trains on."""
     rng = random.Random(seed + 3)
     fillers = article_fillers(rows)
-    out = []
-    for row in rows:
-        if len(out) >= limit:
-            break
-        sents = split_sentences(row["context"]) or [(0, len(row["context"]))]
-        ex = adjunct_positive(row, sents, fillers.get(row["title"], {}), rng)
-        if ex is not None:
-            out.append(ex)
+    out: list[Example] = []
+    for _ in range(passes):  # a later pass draws other windows, swaps and adjuncts for the same questions
+        for row in rows:
+            if len(out) >= limit:
+                return out
+            sents = split_sentences(row["context"]) or [(0, len(row["context"]))]
+            ex = make(row, sents, fillers.get(row["title"], {}), rng)
+            if ex is not None:
+                out.append(ex)
     return out
 
 
@@ -493,7 +531,10 @@ def train(args) -> None:
         rows = rows[:args.questions]
     examples = make_examples(rows, args.seed, args.negative_rate, args.cut_rate, args.distract_rate)
     if args.adjuncts:
-        examples += adjunct_examples(all_rows, args.adjuncts, args.seed)
+        examples += twin_examples(all_rows, args.adjuncts, args.seed, adjunct_positive)
+    if args.mentions:
+        examples += twin_examples(all_rows, args.mentions, args.seed + 5, mention_positive, passes=3)
+    if args.adjuncts or args.mentions:
         random.Random(args.seed + 4).shuffle(examples)
     tok = load_tokenizer(base)
     features = encode(tok, examples)
@@ -626,6 +667,8 @@ def main(argv=None) -> None:
                    "with a look-alike of the answer's sentence (another name or figure, another answer)")
     p.add_argument("--adjuncts", type=int, default=0, help="add up to N adjunct positives drawn from the who-questions "
                    "of all the data (another person appended to the answer's sentence), whatever --questions selects")
+    p.add_argument("--mentions", type=int, default=0, help="add up to N who-question windows whose answer is also "
+                   "named in an earlier sentence (mention_positive), whatever --questions selects")
     p.add_argument("--epochs", type=int, default=1)
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--lr", type=float, default=1e-4)
