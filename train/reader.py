@@ -274,11 +274,11 @@ def mention_positive(row: dict, sentences: list[tuple[int, int]], fillers: dict[
     return Example(row["question"], passage, start, end)
 
 
-def twin_examples(rows: list[dict], limit: int, seed: int, make, passes: int = 1) -> list[Example]:
-    """Up to `limit` examples made by `make` (adjunct_positive, mention_positive) from the questions of `rows`: a
-    dose independent of the questions a phase otherwise trains on."""
+def twin_examples(rows: list[dict], fillers: dict[str, dict[str, list[str]]], limit: int, seed: int, make,
+                  passes: int = 1) -> list[Example]:
+    """Up to `limit` examples made by `make` (adjunct_positive, mention_positive) from the questions of `rows`
+    (`fillers`: article_fillers(rows)): a dose independent of the questions a phase otherwise trains on."""
     rng = random.Random(seed + 3)
-    fillers = article_fillers(rows)
     out: list[Example] = []
     for _ in range(passes):  # a later pass draws other windows, swaps and adjuncts for the same questions
         for row in rows:
@@ -530,11 +530,10 @@ def train(args) -> None:
     if args.questions:
         rows = rows[:args.questions]
     examples = make_examples(rows, args.seed, args.negative_rate, args.cut_rate, args.distract_rate)
-    if args.adjuncts:
-        examples += twin_examples(all_rows, args.adjuncts, args.seed, adjunct_positive)
-    if args.mentions:
-        examples += twin_examples(all_rows, args.mentions, args.seed + 5, mention_positive, passes=3)
     if args.adjuncts or args.mentions:
+        fillers = article_fillers(all_rows)  # once for both doses: it reads every paragraph
+        examples += twin_examples(all_rows, fillers, args.adjuncts, args.seed, adjunct_positive)
+        examples += twin_examples(all_rows, fillers, args.mentions, args.seed + 5, mention_positive, passes=3)
         random.Random(args.seed + 4).shuffle(examples)
     tok = load_tokenizer(base)
     features = encode(tok, examples)

@@ -452,12 +452,16 @@ class QAChatApp(App[int]):
             return
         self._post(self._finish, job, reply, None)
 
+    def _card(self, reply: Answer | None, error: str | None):
+        """A reply's card, sized for this screen, or the error's."""
+        return AnswerCard(reply, window_for(self.size.height)) if reply is not None else ErrorCard(error or "no reply")
+
     async def _finish(self, job: Job, reply: Answer | None, error: str | None) -> None:
         """Show a reply (or an error) in place of its pending card, then go on with the queue."""
         if job.cancelled or job is not self.current:
             return
         follow = self._at_bottom()
-        card = AnswerCard(reply, window_for(self.size.height)) if reply is not None else ErrorCard(error or "no reply")
+        card = self._card(reply, error)
         await self.chat.log_view.mount(card, after=job.pending)
         await job.pending.remove()
         self.turns.append(Turn(job.question, reply, error))
@@ -549,7 +553,7 @@ class QAChatApp(App[int]):
         turns = []
         for question, reply, error in saved:
             widgets.append(QuestionBubble(question))
-            widgets.append(AnswerCard(reply, window_for(self.size.height)) if reply is not None else ErrorCard(error or "no reply"))
+            widgets.append(self._card(reply, error))
             turns.append(Turn(question, reply, error))
         log.mount_all(widgets, after="#welcome")
         self.turns[:0] = turns
