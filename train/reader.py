@@ -570,6 +570,11 @@ def train(args) -> None:
         opt.load_state_dict(state["optimizer"])
         step = int(state["step"])
         print(f"resumed at step {step}", flush=True)
+    teacher = None
+    if args.hold_null:  # the has-answer score stays the --init reader's while the spans learn
+        teacher = build_model(base, torch)
+        teacher.load_state_dict(torch.load(args.init, weights_only=True)["model"])
+        teacher.eval()
     model.train()
     deadline = time.time() + args.minutes * 60
     log = open(out / "train_log.jsonl", "a")
@@ -584,6 +589,10 @@ def train(args) -> None:
             s_logits, e_logits = model(ids, types, mask)
         loss = (torch.nn.functional.cross_entropy(s_logits.float(), starts)
                 + torch.nn.functional.cross_entropy(e_logits.float(), ends)) / 2
+        if teacher is not None:
+            with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.bf16):
+                t_start, t_end = teacher(ids, types, mask)
+            loss = loss + args.hold_null * (null_drift(s_logits, t_start, torch) + null_drift(e_logits, t_end, torch)) / 2
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
@@ -603,6 +612,14 @@ def train(args) -> None:
             save_checkpoint(torch, model, opt, step, ckpt)
     save_checkpoint(torch, model, opt, step, ckpt)
     print(f"stopped at step {step} of {total_steps} after {time.time() - t0:.0f} s", flush=True)
+
+
+def null_drift(student, teacher, torch):
+    """Mean squared gap between two readers' log-odds of [CLS] ("not here") over one batch's start or end logits."""
+    def log_odds(logits):
+        logp = torch.log_softmax(logits.float(), dim=-1)[:, 0].clamp(max=-1e-6)
+        return logp - torch.log(-torch.expm1(logp))
+    return ((log_odds(student) - log_odds(teacher)) ** 2).mean()
 
 
 def save_checkpoint(torch, model, opt, step: int, path: Path) -> None:
@@ -668,6 +685,8 @@ def main(argv=None) -> None:
                    "of all the data (another person appended to the answer's sentence), whatever --questions selects")
     p.add_argument("--mentions", type=int, default=0, help="add up to N who-question windows whose answer is also "
                    "named in an earlier sentence (mention_positive), whatever --questions selects")
+    p.add_argument("--hold-null", type=float, default=0.0, help="weight of a loss that keeps the [CLS] (has-answer) "
+                   "log-odds at the --init reader's, so a dose moves spans without moving ranking and abstention")
     p.add_argument("--epochs", type=int, default=1)
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--lr", type=float, default=1e-4)
