@@ -165,3 +165,17 @@ def test_rereading_the_sentence_changes_spans_but_never_the_ranking_or_the_verdi
     assert on.answered and "reassurance force" in on.answer  # the whole name of the force, as the sentence gives it
     assert [p.citation for p in on.passages] == [p.citation for p in off.passages]
     assert on.confidence == off.confidence and on.answered == off.answered
+
+
+def test_hold_null_loss_frees_spans_and_holds_the_no_answer_score():
+    """--hold-null: moving the best span leaves the loss at zero; moving the [CLS] ("not here") score does not."""
+    import torch
+
+    from train.reader import null_drift
+
+    teacher = torch.tensor([[2.0, 0.5, 3.0, -1.0], [0.0, 1.0, 1.5, 2.5]])
+    spans_moved = teacher[:, [0, 2, 1, 3]]  # same [CLS] logit, other best token
+    null_moved = teacher.clone()
+    null_moved[:, 0] += 1.0
+    assert float(null_drift(spans_moved, teacher, torch)) < 1e-8
+    assert float(null_drift(null_moved, teacher, torch)) > 0.5
