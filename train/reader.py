@@ -700,6 +700,8 @@ def main(argv=None) -> None:
     p.add_argument("--log-every", type=int, default=10)
     p.add_argument("--export", default=None, help="export the checkpoint in --out as int8 ONNX into this folder")
     args = p.parse_args(argv)
+    if args.hold_null and not args.init:
+        p.error("--hold-null holds the --init reader's has-answer score: give --init")
     if args.export:
         export(args)
     else:
