@@ -138,6 +138,7 @@ class Reader:
         return list(self.workers.map(lambda p: self.reread(q_ids, *p), passages))
 
     def question_ids(self, question: str) -> list[int]:
+        """The question's token ids as the reader takes them (a long one cut by question_tokens)."""
         return question_tokens(self.tokenizer.encode(question, add_special_tokens=False).ids)
 
     def read(self, q_ids: list[int], text: str, sentences: list[tuple[int, int]], reread: bool = False) -> Reading:

@@ -214,11 +214,18 @@ _ADJUNCT_WORDS = frozenset("help helped helps support supported backing backed a
                            "assisted together".split())
 
 
+def doer_question(question: str, whose: bool) -> bool:
+    """A who- (or whom-, and if `whose`, whose-) question not about helping or advising, where the person a twin
+    adds could be the answer."""
+    opener = r"(?i)\s*(who|whom|whose)\b" if whose else r"(?i)\s*(who|whom)\b"
+    return bool(re.match(opener, question)) and not _ADJUNCT_WORDS & content_words(question)
+
+
 def adjunct_positive(row: dict, sentences: list[tuple[int, int]], fillers: dict[str, list[str]],
                      rng: random.Random) -> Example | None:
     """A who-question's window with another person added to the answer's sentence as an adjunct ("..., with help
     from Jane Roe."): the one who did what was asked, not any name in the sentence, is the answer."""
-    if not re.match(r"(?i)\s*(who|whom|whose)\b", row["question"]) or _ADJUNCT_WORDS & content_words(row["question"]):
+    if not doer_question(row["question"], whose=True):
         return None
     ex = positive(row, sentences, rng)
     answer = row["answers"][0]["text"]
@@ -244,7 +251,7 @@ def mention_positive(row: dict, sentences: list[tuple[int, int]], fillers: dict[
     another person is added as an adjunct. SQuAD's answers are seldom named twice in their paragraph (130 of 3,277
     full-name answers to who-questions), so a reader learns that a person the passage already mentioned is not the
     answer ("Steve Witkoff is expected in Moscow. Witkoff drafted the plan with input from Kirill Dmitriev.")."""
-    if not re.match(r"(?i)\s*(who|whom)\b", row["question"]) or _ADJUNCT_WORDS & content_words(row["question"]):
+    if not doer_question(row["question"], whose=False):
         return None
     answer = row["answers"][0]["text"]
     if not (_FULL_NAME.fullmatch(answer) or _NAME.fullmatch(answer)):
