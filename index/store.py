@@ -255,7 +255,8 @@ def stale_reason(manifest: Manifest, root: Path, files: list[CorpusFile],
 
 # --- reading ---------------------------------------------------------------------------------
 
-def _current_generation(index_dir: Path) -> Path | None:
+def current_generation(index_dir: Path) -> Path | None:
+    """The generation folder CURRENT points at, or None when no index was ever built here."""
     pointer = index_dir / "CURRENT"
     if not pointer.exists():
         return None
@@ -278,13 +279,13 @@ def _read_manifest(folder: Path) -> Manifest:
 
 def read_manifest(index_dir: Path) -> Manifest | None:
     """The current manifest, or None when no index was ever built here."""
-    folder = _current_generation(index_dir)
+    folder = current_generation(index_dir)
     return None if folder is None else _read_manifest(folder)
 
 
 def load_index(index_dir: Path) -> Index | None:
     """Load the current generation; IndexCorrupt if any of its files is missing or malformed."""
-    folder = _current_generation(index_dir)
+    folder = current_generation(index_dir)
     if folder is None:
         return None
     manifest = _read_manifest(folder)

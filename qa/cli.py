@@ -390,11 +390,11 @@ def cmd_index(args: argparse.Namespace) -> int:
             raise EmptyCorpusError(nothing_to_search(index.manifest))
         status = "rebuilt"
     else:
-        before = _manifest_time(index_dir)
+        before = _generation(index_dir)
         rebuild = args.verify and _verify_stale(settings, index_dir)
         index = _open(settings, rebuild=rebuild)
         seconds = time.perf_counter() - t0
-        written = index.manifest.built_at != before if settings.backend == "embedded" else index.written
+        written = index.folder != before if settings.backend == "embedded" else index.written
         status = "built" if written else "up to date"
     m = index.manifest
     skipped = [f for f in m.files if f.skipped]
@@ -422,14 +422,14 @@ def _verify_stale(settings, index_dir: Path) -> bool:
     return reason is not None
 
 
-def _manifest_time(index_dir: Path) -> str | None:
-    from index.store import IndexCorrupt, read_manifest
+def _generation(index_dir: Path) -> Path | None:
+    """The index generation in use before a refresh (a new one means the refresh wrote; built_at has only seconds)."""
+    from index.store import IndexCorrupt, current_generation
 
     try:
-        m = read_manifest(index_dir)
+        return current_generation(index_dir)
     except IndexCorrupt:
         return None
-    return m.built_at if m else None
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
