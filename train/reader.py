@@ -481,43 +481,60 @@ def resolve_base(name: str | None) -> Path:
     return target
 
 
-def dequantize_bert(source: Path, target: Path) -> None:
-    """Float BERT weights (safetensors + config) from an int8 dynamically quantised BERT ONNX export.
+def onnx_float_weights(model: Path) -> dict[str, np.ndarray]:
+    """Float weights of an int8 dynamically quantised BERT ONNX export, by their torch names.
 
-    Weights are (q - zero_point) * scale per tensor; the encoder's matrices are found by their ONNX node names
-    (`/bert/encoder/layer.N/.../MatMul_quant`) and transposed to torch's (out, in) layout. The pooler and the
-    relevance head are left out: the reader adds its own span head.
+    Weights are (q - zero_point) * scale, per tensor or per output channel; matrices are found by their ONNX node
+    names (`/bert/encoder/layer.N/.../MatMul_quant`, `/qa_outputs/MatMul_quant`) and transposed to torch's (out, in).
     """
-    import shutil
-
     import onnx
-    import torch
     from onnx import numpy_helper
-    from safetensors.torch import save_file
 
-    graph = onnx.load(str(source / "model.onnx")).graph
+    graph = onnx.load(str(model)).graph
     inits = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
 
     def dequantized(name: str) -> np.ndarray:
         q = inits[name + "_quantized"].astype(np.float32)
         return (q - inits[name + "_zero_point"].astype(np.float32)) * inits[name + "_scale"]
 
-    state = {k: torch.tensor(v) for k, v in inits.items()
-             if k.startswith("bert.") and not k.startswith("bert.pooler") and v.dtype == np.float32 and v.ndim >= 1}
+    weights = {k: v for k, v in inits.items() if v.dtype == np.float32 and v.ndim >= 1 and "." in k
+               and not k.startswith("onnx::") and not k.endswith("_scale")}
     for table in ("word", "position", "token_type"):
         name = f"bert.embeddings.{table}_embeddings.weight"
-        state[name] = torch.tensor(dequantized(name))
+        weights[name] = dequantized(name)
     for node in graph.node:
-        found = re.match(r"/bert/encoder/(layer\.\d+)/(.*)/MatMul_quant$", node.name)
+        found = re.match(r"/(.*)/MatMul_quant$", node.name)
         if node.op_type == "MatMulInteger" and found:
-            name = f"bert.encoder.{found.group(1)}.{found.group(2).replace('/', '.')}.weight"
-            state[name] = torch.tensor(dequantized(node.input[1][:-len("_quantized")]).T.copy())
+            name = found.group(1).replace("/", ".") + ".weight"
+            weights[name] = dequantized(node.input[1][:-len("_quantized")]).T.copy()
+    return weights
+
+
+def dequantize_bert(source: Path, target: Path) -> None:
+    """A float BERT folder (safetensors + config) from an int8 BERT ONNX export: the encoder only (the pooler and
+    the relevance head are left out; the reader adds its own span head)."""
+    import shutil
+
+    import torch
+    from safetensors.torch import save_file
+
+    state = {k[len("bert."):]: torch.tensor(v).contiguous() for k, v in onnx_float_weights(source / "model.onnx").items()
+             if k.startswith("bert.") and not k.startswith("bert.pooler")}
     target.mkdir(parents=True, exist_ok=True)
     tmp = target / "model.safetensors.tmp"
-    save_file({k[len("bert."):]: v.contiguous() for k, v in state.items()}, str(tmp))
+    save_file(state, str(tmp))
     (target / "config.json").write_text(json.dumps(MINILM_L12_CONFIG, indent=1))
     shutil.copy(source / "tokenizer.json", target / "tokenizer.json")
     tmp.replace(target / "model.safetensors")
+
+
+def init_weights(init: str, torch) -> dict:
+    """The --init weights: a run's checkpoint.pt, or a reader folder's int8 model.onnx (e.g. the shipped reader,
+    qa/data/reader), dequantised."""
+    path = Path(init)
+    if path.is_dir():
+        return {k: torch.tensor(v) for k, v in onnx_float_weights(path / "model.onnx").items()}
+    return torch.load(path, weights_only=True)["model"]
 
 
 def train(args) -> None:
@@ -569,7 +586,7 @@ def train(args) -> None:
     step = 0
     ckpt = out / "checkpoint.pt"
     if args.init and not ckpt.exists():  # a second phase starts from an earlier run's weights, fresh optimiser
-        model.load_state_dict(torch.load(args.init, weights_only=True)["model"])
+        model.load_state_dict(init_weights(args.init, torch))
         print(f"weights from {args.init}", flush=True)
     if ckpt.exists():
         state = torch.load(ckpt, weights_only=True)
@@ -580,7 +597,7 @@ def train(args) -> None:
     teacher = None
     if args.hold_null:  # the has-answer score stays the --init reader's while the spans learn
         teacher = build_model(base, torch)
-        teacher.load_state_dict(torch.load(args.init, weights_only=True)["model"])
+        teacher.load_state_dict(init_weights(args.init, torch))
         teacher.eval()
     model.train()
     deadline = time.time() + args.minutes * 60
@@ -682,7 +699,8 @@ def main(argv=None) -> None:
     p.add_argument("--questions", type=int, default=0, help="use the first N shuffled questions (0 = all)")
     p.add_argument("--skip-questions", type=int, default=0, help="skip the first N shuffled questions (a later "
                    "phase trains on questions an earlier one did not see)")
-    p.add_argument("--init", default=None, help="start from this checkpoint's weights (a second phase)")
+    p.add_argument("--init", default=None, help="start from this checkpoint's weights (a second phase), or from a reader folder's model.onnx "
+                   "(qa/data/reader: the shipped reader, dequantised)")
     p.add_argument("--negative-rate", type=float, default=0.33)
     p.add_argument("--cut-rate", type=float, default=0.0, help="share of questions that also get their own paragraph "
                    "with the answer's sentences cut out, as a negative")
