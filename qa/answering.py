@@ -8,6 +8,7 @@ from typing import NamedTuple
 
 from index.backend import SearchBackend
 from index.bm25 import tokenize
+from index.words import STOPWORDS
 from index.models import Chunk
 from index.store import (Index, IndexCorrupt, IndexOutdated, Progress, Warn, build_index, load_index,
                          nothing_to_search, scan_corpus, stale_reason)
@@ -324,7 +325,8 @@ def reading_extraction(chunk: Chunk, reading: Reading, span: tuple[int, int] | N
 
 def reader_span(chunk: Chunk, reading: Reading, asked: Asked) -> tuple[int, int] | None:
     """The reader's best span that does not merely repeat the question ("Steven Witkoff" for "who drafted the plan
-    with Witkoff?") and, for a figure/date question, is of that kind ("peacetime cap of 85,000" rather than
+    with Witkoff?"), for a name question does not restate it ("Witkoff drafted the plan with input from …" for "who
+    drafted the plan?"), and for a figure/date question is of that kind ("peacetime cap of 85,000" rather than
     "peacetime" for "what army cap"), among its spans within TYPE_MARGIN logits of the best; else its best span
     (or none, if that only repeats the question)."""
     if reading.start is None:
@@ -350,8 +352,17 @@ def reader_span(chunk: Chunk, reading: Reading, asked: Asked) -> tuple[int, int]
             continue
         if kind in ("number", "date") and not span_fits(asked.question, kind, text):
             continue
+        if kind == "name" and restates(text, asked.words):
+            continue
         return s, e
     return None if echoes(chunk.text[best[0]:best[1]]) else best
+
+
+def restates(span: str, question_words: frozenset[str]) -> bool:
+    """Whether a span uses a content word of the question in lower case ("drafted", "plan"): a clause that restates
+    the question around its answer, not a name."""
+    lowered = answer_words(" ".join(t for t in span.split() if not t[:1].isupper()))
+    return bool((lowered - STOPWORDS) & question_words)
 
 
 def fuse_scores(rerank_probability: float, has_answer: float, reader_weight: float) -> float:

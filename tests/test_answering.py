@@ -191,3 +191,25 @@ def test_a_reader_span_that_only_repeats_the_question_is_passed_over():
     assert text[s:e] == "Kirill Dmitriev"
     only_echo = Reading(0, 14, 0.99, 9.0, 1.0, ((0, 14, 9.0), (31, 46, 1.0)))
     assert reader_span(chunk, only_echo, asked) is None
+
+
+def test_a_name_questions_span_that_restates_the_question_gives_way_to_the_name_inside_it():
+    from index.models import Chunk
+    from qa.answering import asked_for, reader_span, restates
+    from qa.read import Reading
+
+    text = "Witkoff drafted the plan with input from Kremlin confidant Kirill Dmitriev."
+    chunk = Chunk(id=0, doc="a.txt", start=0, end=len(text), line_start=1, text=text, search_text=text, hash="h",
+                  sentences=[(0, len(text))])
+    clause, witkoff, dmitriev = (0, 74, 9.6), (0, 7, 9.4), (59, 74, 8.9)
+    asked = asked_for("who drafted the US plan?", "name")
+    s, e = reader_span(chunk, Reading(0, 74, 0.99, 9.6, 1.0, (clause, witkoff, dmitriev)), asked)
+    assert text[s:e] == "Witkoff"
+    # a name that only shares the question's capitalised words, or a clause without them, is no restatement
+    assert not restates("Kremlin confidant Kirill Dmitriev", asked.words)
+    assert not restates("the US Plan Foundation", asked.words) and restates("drafted the plan", asked.words)
+    # other kinds of question keep the reader's best span, and a clause far below the best is never reached
+    what = asked_for("what did the US plan draft?", None)
+    assert reader_span(chunk, Reading(0, 74, 0.99, 9.6, 1.0, (clause, witkoff)), what) == (0, 74)
+    far = Reading(0, 74, 0.99, 9.6, 1.0, (clause, (0, 7, 5.0)))
+    assert reader_span(chunk, far, asked) == (0, 74)
