@@ -450,7 +450,7 @@ class TmuxChat:
 
     def __init__(self, tmp_path: Path, index_dir: Path, size=(80, 24)) -> None:
         self.qa = Path(sys.executable).with_name("qa")
-        self.socket = f"qa-smoke-{os.getpid()}"
+        self.socket = f"qa-smoke-{os.getpid()}-{tmp_path.name}"  # a server per test: a killed one may linger
         self.env = {**os.environ, "TERM": "xterm-256color", "XDG_STATE_HOME": str(tmp_path / "state"),
                     "HOME": str(tmp_path / "home")}
         self.env.pop("TMUX", None)
