@@ -2,6 +2,7 @@
 
     python -m bench.reader_squad --limit 2000          # a seeded 2,000 questions (0 = all 10,570)
     python -m bench.reader_squad --no-reread           # each passage read once
+    python -m bench.reader_squad --no-span-reader      # the reader marks name questions' spans too
 """
 from __future__ import annotations
 
@@ -14,7 +15,8 @@ from pathlib import Path
 
 from bench.corpus import SQUAD_DIR
 from index.chunk import split_sentences
-from qa.read import READER_DIR, Reader
+from qa.extract import answer_type
+from qa.read import READER_DIR, SPAN_MODEL, Reader
 from qa.span_metrics import exact_match, f1
 
 PUBLISHED = [("DrQA (Chen et al. 2017)", 69.5, 78.8), ("BiDAF (Seo et al. 2017)", 67.7, 77.3),
@@ -38,19 +40,26 @@ def windows(text: str) -> list[tuple[int, int, list[tuple[int, int]]]]:
     return out
 
 
-def predict(reader: Reader, question: str, paragraph: str, reread: bool = True) -> str | None:
+def predict(reader: Reader, question: str, paragraph: str, reread: bool = True, spans: Reader | None = None
+            ) -> str | None:
     """Best span over the paragraph's passages (by span score against each passage's no-answer score); `reread`
-    chooses it as `qa` does, the sentence read again alone."""
+    chooses it as `qa` does, the sentence read again alone; `spans` (the span reader) marks it in the passage the
+    reader chose for a name question, as `qa` does when it ships."""
     best, best_margin = None, -float("inf")
-    q_ids = reader.tokenizer.encode(question, add_special_tokens=False).ids[:48]
+    q_ids = reader.question_ids(question)
     for ws, we, sents in windows(paragraph):
         r = reader.read(q_ids, paragraph[ws:we], sents, reread)
         if r.start is None:
             continue
         margin = r.span_score - r.null_score
         if margin > best_margin:
-            best, best_margin = paragraph[ws + r.start:ws + r.end], margin
-    return best
+            best, best_margin = (ws, we, sents, r), margin
+    if best is None:
+        return None
+    ws, we, sents, r = best
+    if spans is not None and answer_type(question) == "name":
+        r = spans.mark(spans.question_ids(question), paragraph[ws:we], sents, r, reread)
+    return paragraph[ws + r.start:ws + r.end]
 
 
 def main(argv=None) -> None:
@@ -60,15 +69,19 @@ def main(argv=None) -> None:
     p.add_argument("--model", default=str(READER_DIR))
     p.add_argument("--json", default=None, help="also write the figures here")
     p.add_argument("--no-reread", action="store_true", help="each passage read once (no sentence re-reading)")
+    p.add_argument("--no-span-reader", action="store_true", help="the reader marks spans itself even where the "
+                   f"model folder holds {SPAN_MODEL}")
     args = p.parse_args(argv)
     rows = [json.loads(line) for line in open(SQUAD_DIR / "gold.jsonl", encoding="utf-8")]
     if args.limit:
         rows = random.Random(args.seed).sample(rows, min(args.limit, len(rows)))
     reader = Reader(Path(args.model))
+    spans = None if args.no_span_reader or not (Path(args.model) / SPAN_MODEL).exists() else \
+        Reader(Path(args.model), model_file=SPAN_MODEL)
     t0 = time.perf_counter()
     em = f = 0.0
     for row in rows:
-        pred = predict(reader, row["question"], row["evidence"][0], not args.no_reread)
+        pred = predict(reader, row["question"], row["evidence"][0], not args.no_reread, spans)
         em += exact_match(pred, row["answers"])
         f += f1(pred, row["answers"])
     seconds = time.perf_counter() - t0

@@ -16,7 +16,7 @@ from index.store import (Index, IndexCorrupt, IndexOutdated, Progress, Warn, bui
 from .errors import BackendError, CorpusError, EmptyCorpusError, IndexWriteError, QAError, UsageError
 from .extract import Extraction, answer_type, extract_answer, span_fits, unknown_names
 from .span_metrics import answer_words
-from .read import Reading, load_reader, reader_installed, trim_span
+from .read import Reading, load_reader, load_span_reader, reader_installed, span_reader_installed, trim_span
 from .models import Answer, AnswerGroup, Citation, Passage
 from .retrieve import cosine, cover_nominees, rerank_pool, retrieve
 from .rerank import rerank
@@ -178,9 +178,9 @@ def answer(question: str, index: Index, settings: Settings, query: str | None = 
         readings = read_passages(search, chunks)
         fused = [fuse_scores(score, r.has_answer, settings.reader_weight) for (_, score), r in zip(chosen, readings)]
         kept = sorted(range(len(chosen)), key=lambda i: -fused[i])[:settings.top_k]
-        if settings.reread_sentence:  # the spans that will show: the top passage's, and those sure enough
-            shown = {i for n, i in enumerate(kept) if n == 0 or readings[i].has_answer >= settings.span_threshold}
-            readings = reread_passages(search, chunks, readings, shown)
+        # the spans that will show: the top passage's, and those sure enough
+        shown = {i for n, i in enumerate(kept) if n == 0 or readings[i].has_answer >= settings.span_threshold}
+        readings = mark_spans(search, chunks, readings, shown, settings, kind)
         asked = asked_for(question, kind)
         read = []
         for i in kept:
@@ -279,6 +279,23 @@ def read_passages(question: str, chunks: list[Chunk]) -> list[Reading]:
     """Stage 3 (reader): what the trained reader finds in each chosen passage (offsets local to its text)."""
     reader = load_reader()
     return reader.read_many(question, [(c.text, _local_sentences(c)) for c in chunks])
+
+
+def mark_spans(question: str, chunks: list[Chunk], readings: list[Reading], which: set[int], settings: Settings,
+               kind: str | None) -> list[Reading]:
+    """The readings with the spans of those at `which` chosen again: for a name question by the span reader when it
+    ships and is on (the reader's verdicts kept), else by re-reading the best span's sentence, else as read."""
+    if kind == "name" and settings.span_reader and span_reader_installed() and which:
+        order = sorted(which)
+        marked = load_span_reader().mark_many(question, [(chunks[i].text, _local_sentences(chunks[i]), readings[i])
+                                                         for i in order], settings.reread_sentence)
+        out = list(readings)
+        for i, r in zip(order, marked):
+            out[i] = r
+        return out
+    if settings.reread_sentence:
+        return reread_passages(question, chunks, readings, which)
+    return readings
 
 
 def reread_passages(question: str, chunks: list[Chunk], readings: list[Reading], which: set[int]) -> list[Reading]:

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 READER_DIR = Path(__file__).resolve().parent / "data" / "reader"
+SPAN_MODEL = "spans.onnx"  # the span reader: the reader trained further to mark spans (docs/reader.md)
 MAX_TOKENS = 192
 MAX_QUESTION_TOKENS = 48
 MAX_ANSWER_TOKENS = 30
@@ -109,12 +110,13 @@ def trim_span(text: str, start: int, end: int) -> tuple[int, int]:
 class Reader:
     """onnxruntime + tokenizers; loaded once per process."""
 
-    def __init__(self, folder: Path = READER_DIR, max_tokens: int = MAX_TOKENS) -> None:
+    def __init__(self, folder: Path = READER_DIR, max_tokens: int = MAX_TOKENS, model_file: str = "model.onnx"
+                 ) -> None:
         from tokenizers import Tokenizer
 
         from index.onnx_sessions import open_session
 
-        model = folder / "model.onnx"
+        model = folder / model_file
         if not model.exists():
             raise ReaderMissing(f"reader model not found at {model}")
         self.tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
@@ -136,6 +138,22 @@ class Reader:
         """reread() each (text, sentences, reading) passage, side by side."""
         q_ids = self.question_ids(question)
         return list(self.workers.map(lambda p: self.reread(q_ids, *p), passages))
+
+    def mark_many(self, question: str, passages: list[tuple[str, list[tuple[int, int]], Reading]], reread: bool
+                  ) -> list[Reading]:
+        """mark() each (text, sentences, verdict) passage, side by side."""
+        q_ids = self.question_ids(question)
+        return list(self.workers.map(lambda p: self.mark(q_ids, *p, reread=reread), passages))
+
+    def mark(self, q_ids: list[int], text: str, sentences: list[tuple[int, int]], verdict: Reading, reread: bool
+             ) -> Reading:
+        """This reader's span in a passage another reader judged: its span and alternatives, the verdict's
+        has-answer and scores (so marking a span never moves ranking or abstention)."""
+        own = self.read(q_ids, text, sentences, reread)
+        if own.start is None:
+            return verdict
+        return Reading(own.start, own.end, verdict.has_answer, verdict.span_score, verdict.null_score,
+                       own.alternatives)
 
     def question_ids(self, question: str) -> list[int]:
         """The question's token ids as the reader takes them (a long one cut by question_tokens)."""
@@ -228,18 +246,27 @@ def _sigmoid(x: float) -> float:
 
 
 _lock = threading.Lock()
-_reader: Reader | None = None
+_readers: dict[str, Reader] = {}
 
 
-def load_reader() -> Reader:
-    """The process's one reader (threads that ask at once share one load)."""
-    global _reader
+def load_reader(model_file: str = "model.onnx") -> Reader:
+    """The process's one reader of that model file (threads that ask at once share one load)."""
     with _lock:
-        if _reader is None:
-            _reader = Reader()
-        return _reader
+        if model_file not in _readers:
+            _readers[model_file] = Reader(model_file=model_file)
+        return _readers[model_file]
+
+
+def load_span_reader() -> Reader:
+    """The span reader when it ships, else the reader itself."""
+    return load_reader(SPAN_MODEL if span_reader_installed() else "model.onnx")
 
 
 def reader_installed() -> bool:
     """Whether the model file ships with this installation."""
     return (READER_DIR / "model.onnx").exists()
+
+
+def span_reader_installed() -> bool:
+    """Whether the span reader ships beside the reader."""
+    return (READER_DIR / SPAN_MODEL).exists()

@@ -181,6 +181,23 @@ def test_hold_null_loss_frees_spans_and_holds_the_no_answer_score():
     assert float(null_drift(null_moved, teacher, torch)) > 0.5
 
 
+def test_the_span_reader_moves_spans_but_never_the_ranking_or_the_verdict(seed_index, seed_settings):
+    """The span reader only marks spans: passage order, scores, confidence and abstention stay the reader's."""
+    from qa import answer
+    from qa.read import span_reader_installed
+
+    assert span_reader_installed(), "the span reader ships beside the reader in qa/data/reader"
+    off_settings = seed_settings.model_copy(update={"span_reader": False})
+    for question in ("who drafted the US plan?", "what army cap did Istanbul 2022 propose?",
+                     "what is the capital of Peru?"):
+        on, off = answer(question, seed_index, seed_settings), answer(question, seed_index, off_settings)
+        assert [p.citation for p in on.passages] == [p.citation for p in off.passages]
+        assert [p.score for p in on.passages] == [p.score for p in off.passages]
+        assert on.confidence == off.confidence and on.answered == off.answered
+        for p in on.passages:
+            assert p.answer is None or (p.answer in p.text and p.sentence_start <= p.answer_start < p.sentence_end)
+
+
 def test_the_shipped_reader_dequantises_into_a_training_start(tmp_path):
     """`--init qa/data/reader`: every weight of the int8 reader is recovered and reads as the shipped model does."""
     torch = pytest.importorskip("torch")

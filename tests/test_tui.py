@@ -558,9 +558,6 @@ def test_tmux_smoke(tmux_chat, tmp_path):
     chat.quit()
 
 
-@pytest.mark.xfail(strict=True, reason="'who drafted it?' is searched as 'who drafted the US plan?' and the passage "
-                                       "'Witkoff drafted the plan with input from Kremlin confidant Kirill Dmitriev' "
-                                       "ranks first, but the reader marks the co-drafter, 'Kirill Dmitriev'")
 def test_tmux_three_turn_conversation_answers(tmux_chat):
     """The issue's conversation: the US plan's cap (600,000 or 800,000) and its drafter (Witkoff), cited."""
     chat = tmux_chat
