@@ -209,6 +209,7 @@ def evaluate(items: list[GoldItem], index, settings, gold_name: str = "gold",
               "chunk_overlap_sentences": settings.chunk_overlap_sentences, "top_k": settings.top_k,
               "reader": reads(settings), "reader_weight": settings.reader_weight,
               "span_threshold": settings.span_threshold, "reread_sentence": settings.reread_sentence,
+              "span_reader": marks_name_spans(settings),
               "abstain_below": (settings.abstain_below_read if reads(settings) else settings.abstain_below)
               if settings.rerank else settings.abstain_below_no_rerank}
     return EvalReport(
@@ -225,6 +226,13 @@ def reads(settings) -> bool:
     from .read import reader_installed
 
     return settings.rerank and settings.reader and reader_installed()
+
+
+def marks_name_spans(settings) -> bool:
+    """Whether the span reader marks name questions' spans with these settings."""
+    from .read import span_reader_installed
+
+    return reads(settings) and settings.span_reader and span_reader_installed()
 
 
 def compare_configs(settings) -> list:

@@ -73,9 +73,9 @@ class Settings(BaseModel):
                                  description="weight of the reader's answer probability in a passage's score")
     reread_sentence: bool = Field(default=True, description="the reader reads the sentence of its best span again "
                                                                "alone and picks the span by both readings")
-    span_reader: bool = Field(default=True, description="for a name question (who, whom, whose), the span reader (the "
-                              "reader trained further on who-questions) marks the spans that show; the reader still "
-                              "ranks and abstains")
+    span_reader: bool = Field(default=True, description="for a name question (who…, which person or "
+                              "body…, where…) the span reader (the reader trained further on who-questions) marks the "
+                              "spans that show; the reader still ranks and abstains")
     span_threshold: float = Field(default=0.3, ge=0.0, le=1.0,
                                   description="a passage highlights a span only when the reader is this sure")
     abstain_below_read: float = Field(default=0.3, description="answer only when the top passage's score reaches "
