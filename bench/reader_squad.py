@@ -58,7 +58,7 @@ def predict(reader: Reader, question: str, paragraph: str, reread: bool = True, 
         return None
     ws, we, sents, r = best
     if spans is not None and answer_type(question) == "name":
-        r = spans.mark(spans.question_ids(question), paragraph[ws:we], sents, r, reread)
+        r = spans.mark(q_ids, paragraph[ws:we], sents, r, reread)  # one tokenizer for both models
     return paragraph[ws + r.start:ws + r.end]
 
 

@@ -258,8 +258,8 @@ def load_reader(model_file: str = "model.onnx") -> Reader:
 
 
 def load_span_reader() -> Reader:
-    """The span reader when it ships, else the reader itself."""
-    return load_reader(SPAN_MODEL if span_reader_installed() else "model.onnx")
+    """The process's one span reader (check span_reader_installed first)."""
+    return load_reader(SPAN_MODEL)
 
 
 def reader_installed() -> bool:
