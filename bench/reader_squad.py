@@ -1,12 +1,15 @@
-"""The reader alone on SQuAD v1.1 dev with the gold paragraph given: EM/F1 beside published readers.
+"""The reader alone with the gold paragraph given: SQuAD v1.1 dev EM/F1, or SQuAD v2.0 dev's official EM/F1 with
+HasAns and NoAns at the shipped threshold, beside published readers.
 
-    python -m bench.reader_squad --limit 2000          # a seeded 2,000 questions (0 = all 10,570)
-    python -m bench.reader_squad --no-reread           # each passage read once
-    python -m bench.reader_squad --no-span-reader      # the reader marks name questions' spans too
+    python -m bench.reader_squad --limit 2000                    # SQuAD v1.1 dev, a seeded 2,000 (0 = all 10,570)
+    python -m bench.reader_squad --v2 --limit 0                  # SQuAD v2.0 dev, all 11,873
+    python -m bench.reader_squad --v2 --articles 17: --limit 0   # its last 18 articles (the report half)
+    python -m bench.reader_squad --no-reread                     # each passage read once
 """
 from __future__ import annotations
 
 import argparse
+import gzip
 import json
 import random
 import sys
@@ -15,12 +18,16 @@ from pathlib import Path
 
 from bench.corpus import SQUAD_DIR
 from index.chunk import split_sentences
-from qa.extract import answer_type
-from qa.read import READER_DIR, SPAN_MODEL, Reader
+from qa.confidence import ConfidenceModel
+from qa.read import READER_DIR, Reader
 from qa.span_metrics import exact_match, f1
 
+SQUAD2_DIR = SQUAD_DIR.parent / "squad_v2.0_dev"
 PUBLISHED = [("DrQA (Chen et al. 2017)", 69.5, 78.8), ("BiDAF (Seo et al. 2017)", 67.7, 77.3),
              ("DistilBERT (Sanh et al. 2019)", 77.7, 85.8), ("BERT-base (Devlin et al. 2019)", 80.8, 88.5)]
+PUBLISHED_V2 = [("BiDAF-No-Answer (Rajpurkar et al. 2018)", 59.2, 62.1), ("BERT-base (Devlin et al. 2019)", 73.7, 76.8),
+                ("deepset/minilm-uncased-squad2", 76.1, 79.5), ("MiniLM-L12 (Wang et al. 2020)", None, 81.7),
+                ("always \"no answer\"", 50.1, 50.1)]
 WINDOW_CHARS = 600
 
 
@@ -40,11 +47,9 @@ def windows(text: str) -> list[tuple[int, int, list[tuple[int, int]]]]:
     return out
 
 
-def predict(reader: Reader, question: str, paragraph: str, reread: bool = True, spans: Reader | None = None
-            ) -> str | None:
-    """Best span over the paragraph's passages (by span score against each passage's no-answer score); `reread`
-    chooses it as `qa` does, the sentence read again alone; `spans` (the span reader) marks it in the passage the
-    reader chose for a name question, as `qa` does when it ships."""
+def predict(reader: Reader, question: str, paragraph: str, reread: bool = True) -> tuple[str | None, float]:
+    """Best span over the paragraph's passages (by the reader's answerability) and that answerability; `reread`
+    chooses the span as `qa` does, the sentence read again alone."""
     best, best_margin = None, -float("inf")
     q_ids = reader.question_ids(question)
     for ws, we, sents in windows(paragraph):
@@ -53,13 +58,30 @@ def predict(reader: Reader, question: str, paragraph: str, reread: bool = True, 
             continue
         margin = r.span_score - r.null_score
         if margin > best_margin:
-            best, best_margin = (ws, we, sents, r), margin
+            best, best_margin = (ws, r), margin
     if best is None:
-        return None
-    ws, we, sents, r = best
-    if spans is not None and answer_type(question) == "name":
-        r = spans.mark(q_ids, paragraph[ws:we], sents, r, reread)  # one tokenizer for both models
-    return paragraph[ws + r.start:ws + r.end]
+        return None, 0.0
+    ws, r = best
+    return paragraph[ws + r.start:ws + r.end], r.has_answer
+
+
+def squad2_rows(articles: str | None) -> list[dict]:
+    """SQuAD v2.0 dev's questions with their paragraphs, optionally of a slice of its articles ("17:", ":17")."""
+    with gzip.open(SQUAD2_DIR / "paragraphs.jsonl.gz", "rt", encoding="utf-8") as fh:
+        rows = [json.loads(line) for line in fh]
+    if articles:
+        titles = list(dict.fromkeys(r["title"] for r in rows))
+        lo, hi = (int(x) if x else None for x in articles.split(":"))
+        keep = set(titles[lo:hi])
+        rows = [r for r in rows if r["title"] in keep]
+    return rows
+
+
+def squad2_score(pred: str | None, answers: list[str]) -> tuple[float, float]:
+    """The official SQuAD 2.0 EM and F1 of one prediction (None = no answer)."""
+    if not answers:
+        return (1.0, 1.0) if pred is None else (0.0, 0.0)
+    return exact_match(pred, answers), f1(pred, answers)
 
 
 def main(argv=None) -> None:
@@ -67,33 +89,64 @@ def main(argv=None) -> None:
     p.add_argument("--limit", type=int, default=2000, help="seeded sample size (0 = all)")
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--model", default=str(READER_DIR))
+    p.add_argument("--v2", action="store_true", help="SQuAD v2.0 dev (half unanswerable), official metric")
+    p.add_argument("--articles", default=None, help="v2: a slice of its 35 articles in file order, e.g. 17: or :17")
+    p.add_argument("--threshold", type=float, default=None, help="v2: answer when the reader's answerability "
+                   "reaches this (default: the shipped reader_threshold in qa/data/confidence.json)")
     p.add_argument("--json", default=None, help="also write the figures here")
+    p.add_argument("--dump", default=None, help="v2: write each question's prediction and answerability here")
     p.add_argument("--no-reread", action="store_true", help="each passage read once (no sentence re-reading)")
-    p.add_argument("--no-span-reader", action="store_true", help="the reader marks spans itself even where the "
-                   f"model folder holds {SPAN_MODEL}")
     args = p.parse_args(argv)
-    rows = [json.loads(line) for line in open(SQUAD_DIR / "gold.jsonl", encoding="utf-8")]
+    if args.v2:
+        rows = [{"id": r["id"], "question": r["question"], "paragraph": r["context"], "answers": r["answers"]}
+                for r in squad2_rows(args.articles)]
+    else:
+        rows = [{"id": r["id"], "question": r["question"], "paragraph": r["evidence"][0], "answers": r["answers"]}
+                for r in map(json.loads, open(SQUAD_DIR / "gold.jsonl", encoding="utf-8"))]
     if args.limit:
         rows = random.Random(args.seed).sample(rows, min(args.limit, len(rows)))
+    threshold = args.threshold if args.threshold is not None else ConfidenceModel.load().reader_threshold
     reader = Reader(Path(args.model))
-    spans = None if args.no_span_reader or not (Path(args.model) / SPAN_MODEL).exists() else \
-        Reader(Path(args.model), model_file=SPAN_MODEL)
     t0 = time.perf_counter()
-    em = f = 0.0
+    scores, dump = [], []
     for row in rows:
-        pred = predict(reader, row["question"], row["evidence"][0], not args.no_reread, spans)
-        em += exact_match(pred, row["answers"])
-        f += f1(pred, row["answers"])
+        pred, has_answer = predict(reader, row["question"], row["paragraph"], not args.no_reread)
+        if args.v2:
+            shown = pred if has_answer >= threshold else None
+            scores.append((*squad2_score(shown, row["answers"]), bool(row["answers"])))
+            dump.append({"id": row["id"], "pred": pred, "has_answer": has_answer, "answers": row["answers"]})
+        else:
+            scores.append((exact_match(pred, row["answers"]), f1(pred, row["answers"]), True))
     seconds = time.perf_counter() - t0
     n = len(rows)
-    print(f"SQuAD v1.1 dev, gold paragraph given: {n} questions, {n / seconds:.1f} questions/s")
-    print(f"{'reader':34} {'EM':>6} {'F1':>6}")
-    print(f"{'qa reader (this model)':34} {100 * em / n:6.1f} {100 * f / n:6.1f}")
-    for name, e, ff in PUBLISHED:
-        print(f"{name:34} {e:6.1f} {ff:6.1f}")
+
+    def mean(xs):
+        xs = list(xs)
+        return 100 * sum(xs) / len(xs) if xs else float("nan")
+
+    em, f = mean(s[0] for s in scores), mean(s[1] for s in scores)
+    figures = {"questions": n, "em": em, "f1": f, "questions_per_s": n / seconds}
+    if args.v2:
+        figures.update(threshold=threshold, has_ans_em=mean(s[0] for s in scores if s[2]),
+                       has_ans_f1=mean(s[1] for s in scores if s[2]), no_ans_acc=mean(s[0] for s in scores if not s[2]),
+                       has_ans=sum(s[2] for s in scores))
+        print(f"SQuAD v2.0 dev{' articles ' + args.articles if args.articles else ''}, gold paragraph given: {n} "
+              f"questions ({figures['has_ans']} answerable), threshold {threshold:.3f}, {n / seconds:.1f} questions/s")
+        print(f"{'reader':42} {'EM':>6} {'F1':>6} {'HasAns F1':>10} {'NoAns':>6}")
+        print(f"{'qa reader (this model)':42} {em:6.1f} {f:6.1f} {figures['has_ans_f1']:10.1f} "
+              f"{figures['no_ans_acc']:6.1f}")
+        for name, e, ff in PUBLISHED_V2:
+            print(f"{name:42} {'—' if e is None else f'{e:.1f}':>6} {ff:6.1f}")
+    else:
+        print(f"SQuAD v1.1 dev, gold paragraph given: {n} questions, {n / seconds:.1f} questions/s")
+        print(f"{'reader':34} {'EM':>6} {'F1':>6}")
+        print(f"{'qa reader (this model)':34} {em:6.1f} {f:6.1f}")
+        for name, e, ff in PUBLISHED:
+            print(f"{name:34} {e:6.1f} {ff:6.1f}")
     if args.json:
-        Path(args.json).write_text(json.dumps({"questions": n, "em": 100 * em / n, "f1": 100 * f / n,
-                                               "questions_per_s": n / seconds}) + "\n")
+        Path(args.json).write_text(json.dumps(figures) + "\n")
+    if args.dump:
+        Path(args.dump).write_text("".join(json.dumps(d) + "\n" for d in dump))
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import NamedTuple
 
@@ -16,7 +17,8 @@ from index.store import (Index, IndexCorrupt, IndexOutdated, Progress, Warn, bui
 from .errors import BackendError, CorpusError, EmptyCorpusError, IndexWriteError, QAError, UsageError
 from .extract import Extraction, answer_type, extract_answer, span_fits, unknown_names
 from .span_metrics import answer_words
-from .read import Reading, load_reader, load_span_reader, reader_installed, span_reader_installed, trim_span
+from .confidence import ConfidenceModel, key_term_coverage, passage_features
+from .read import Reading, load_reader, reader_installed, trim_span
 from .models import Answer, AnswerGroup, Citation, Passage
 from .retrieve import cosine, cover_nominees, rerank_pool, retrieve
 from .rerank import rerank
@@ -171,38 +173,27 @@ def answer(question: str, index: Index, settings: Settings, query: str | None = 
     reading = ranking.reranked and settings.reader and reader_installed()
     pool = max(settings.top_k, settings.read_candidates) if reading else settings.top_k
     choices = choose_passages(hits, pool, 2 * settings.chunk_max_chars)
-    chosen = [(passage_chunk(c.ids, index.chunk), c.score) for c in choices]
     kind = answer_type(question) or (answer_type(search) if search != question else None)
     if reading:
-        chunks = [chunk for chunk, _ in chosen]
-        readings = read_passages(search, chunks)
-        fused = [fuse_scores(score, r.has_answer, settings.reader_weight) for (_, score), r in zip(chosen, readings)]
-        kept = sorted(range(len(chosen)), key=lambda i: -fused[i])[:settings.top_k]
-        # the spans that will show: the top passage's, and those sure enough
-        shown = {i for n, i in enumerate(kept) if n == 0 or readings[i].has_answer >= settings.span_threshold}
-        readings = mark_spans(search, chunks, readings, shown, settings, kind)
-        asked = asked_for(question, kind)
-        read = []
-        for i in kept:
-            span = reader_span(chunks[i], readings[i], asked)
-            read.append((chunks[i], fused[i], reading_extraction(chunks[i], readings[i], span, settings.span_threshold),
-                         readings[i].has_answer, chosen[i][1], span))
-        confidence = read[0][1] if read else 0.0
-        top = read[0][5] if read else None
-        top_span_fits = span_fits(question, kind, read[0][0].text[top[0]:top[1]] if top else None)
-        scored = [item[:5] for item in read]
+        model = load_confidence_model()
+        candidates = scored_candidates(question, search, index, settings, choices, kind, model)[:settings.top_k]
+        threshold = settings.answer_threshold if settings.answer_threshold is not None else model.threshold
+        passages = [candidate_passage(index, c, n, threshold) for n, c in enumerate(candidates, 1)]
+        confidence = candidates[0].probability if candidates else 0.0
+        decision = Decision(confidence, bool(candidates) and confidence >= threshold)
+        groups = _groups([p for p, c in zip(passages, candidates) if c.probability >= threshold]) \
+            if decision.answered else []
     else:
+        chosen = [(passage_chunk(c.ids, index.chunk), c.score) for c in choices]
         spans = extract_spans(question, [chunk for chunk, _ in chosen], term_weights(index, search), kind)
         scored = [(chunk, score, ex, None, score if ranking.reranked else None)
                   for (chunk, score), ex in zip(chosen, spans)]
-        top_span_fits = None
-        confidence = ranking.confidence
-    passages = [_passage(index, chunk, ex, score, n, read, relevance)
-                for n, (chunk, score, ex, read, relevance) in enumerate(scored, 1)]
-    decision = decide(confidence, ranking.threshold if not reading else settings.abstain_below_read, passages,
-                      kind, names_unknown=bool(unknown_names(question, index.terms)), top_span_fits=top_span_fits)
-    groups = group_answers(passages, settings.abstain_below if ranking.reranked else ranking.threshold,
-                           ranking.reranked) if decision.answered else []
+        passages = [_passage(index, chunk, ex, score, n, read, relevance)
+                    for n, (chunk, score, ex, read, relevance) in enumerate(scored, 1)]
+        decision = decide(ranking.confidence, ranking.threshold, passages, kind,
+                          names_unknown=bool(unknown_names(question, index.terms)))
+        groups = group_answers(passages, settings.abstain_below if ranking.reranked else ranking.threshold,
+                               ranking.reranked) if decision.answered else []
     return Answer(
         question=question,
         answered=decision.answered,
@@ -212,6 +203,7 @@ def answer(question: str, index: Index, settings: Settings, query: str | None = 
         answer=passages[0].answer if decision.answered and passages else None,
         groups=groups,
         disagreement=len(groups) > 1,
+        calibrated=bool(reading),
         query=search if search != question else None,
         mode=settings.mode,
         reranked=ranking.reranked,
@@ -281,16 +273,97 @@ def read_passages(question: str, chunks: list[Chunk]) -> list[Reading]:
     return reader.read_many(question, [(c.text, _local_sentences(c)) for c in chunks])
 
 
-def mark_spans(question: str, chunks: list[Chunk], readings: list[Reading], which: set[int], settings: Settings,
-               kind: str | None) -> list[Reading]:
-    """The readings with the spans of those at `which` chosen again: for a name question by the span reader when it
-    ships and is on (the reader's verdicts kept), else by re-reading the best span's sentence, else as read."""
-    if kind == "name" and settings.span_reader and span_reader_installed():
-        return _read_again(chunks, readings, which,
-                           lambda items: load_span_reader().mark_many(question, items, settings.reread_sentence))
-    if settings.reread_sentence:
-        return reread_passages(question, chunks, readings, which)
-    return readings
+@dataclass
+class Candidate:
+    """One candidate passage on its way through the stages; each stage fills in its part.
+
+    `relevance` is the cross-encoder's probability (the choice score when reranked), `reading` what the reader found,
+    `span` the span shown (offsets local to the chunk's text), `features` and `probability` the calibrated
+    confidence's inputs and its estimate that this passage's span answers the question.
+    """
+
+    chunk: Chunk
+    relevance: float
+    reading: Reading | None = None
+    span: tuple[int, int] | None = None
+    features: list[float] = field(default_factory=list)
+    probability: float = 0.0
+
+
+def scored_candidates(question: str, search: str, index: Index, settings: Settings, choices: list[Choice],
+                      kind: str | None, model: ConfidenceModel) -> list[Candidate]:
+    """The reader's stages over the chosen passages: read, pick spans, score; most likely answer first."""
+    candidates = [Candidate(passage_chunk(c.ids, index.chunk), c.score) for c in choices]
+    candidates = read_candidates(search, candidates, settings)
+    candidates = pick_spans(candidates, asked_for(question, kind), settings.span_rules)
+    candidates = score_candidates(candidates, term_weights(index, search), question, kind, model)
+    return sorted(candidates, key=lambda c: -c.probability)
+
+
+def candidates_for(question: str, index: Index, settings: Settings) -> list[Candidate]:
+    """Every read candidate of a question with its confidence features (fitting the confidence: bench.calibrate)."""
+    ranking = rank(index, question, settings)
+    hits = [Hit(i, *index.extent(i), score) for i, score in ranking.hits]
+    choices = choose_passages(hits, max(settings.top_k, settings.read_candidates), 2 * settings.chunk_max_chars)
+    return scored_candidates(question, question, index, settings, choices, answer_type(question), load_confidence_model())
+
+
+def read_candidates(question: str, candidates: list[Candidate], settings: Settings) -> list[Candidate]:
+    """Stage: the reader reads every candidate; the sentence of the best span is read again alone where a span may
+    show (the most answerable passage, and those past span_threshold)."""
+    readings = read_passages(question, [c.chunk for c in candidates])
+    if settings.reread_sentence and readings:
+        top = max(range(len(readings)), key=lambda i: readings[i].has_answer)
+        shown = {i for i, r in enumerate(readings) if i == top or r.has_answer >= settings.span_threshold}
+        readings = reread_passages(question, [c.chunk for c in candidates], readings, shown)
+    return [replace(c, reading=r) for c, r in zip(candidates, readings)]
+
+
+def pick_spans(candidates: list[Candidate], asked: Asked, rules: bool = True) -> list[Candidate]:
+    """Stage: each candidate's span to show: reader_span's choice, or with `rules` off the reader's best span."""
+    def plain(c: Candidate) -> tuple[int, int] | None:
+        return None if c.reading.start is None else trim_span(c.chunk.text, c.reading.start, c.reading.end)
+    return [replace(c, span=reader_span(c.chunk, c.reading, asked) if rules else plain(c)) for c in candidates]
+
+
+def score_candidates(candidates: list[Candidate], question_terms: dict[str, float], question: str,
+                     kind: str | None, model: ConfidenceModel) -> list[Candidate]:
+    """Stage: the calibrated probability that each candidate's span answers (qa.confidence)."""
+    heaviest = max(question_terms.values(), default=0.0)
+    weights = {t: (w if w > 0 else heaviest + 1.0) for t, w in question_terms.items()}  # unknown terms weigh most
+    out = []
+    for c in candidates:
+        text = c.chunk.text[c.span[0]:c.span[1]] if c.span else None
+        coverage = key_term_coverage(weights, set(tokenize(c.chunk.text)))
+        has_answer = c.reading.has_answer if c.reading and c.span else 0.0
+        feats = passage_features(has_answer, c.relevance, coverage, span_fits(question, kind, text))
+        out.append(replace(c, features=feats, probability=model.probability(feats)))
+    return out
+
+
+def candidate_passage(index: Index, c: Candidate, rank: int, threshold: float) -> Passage:
+    """A candidate as a cited passage: its span shown only when it is likely enough to be the answer."""
+    sentences = _local_sentences(c.chunk)
+    if c.span is None:
+        s, e = sentences[0] if sentences else (0, len(c.chunk.text))
+        ex = Extraction(s, e, None)
+    else:
+        s, e = next(((s, e) for s, e in sentences if s <= c.span[0] < e), (0, len(c.chunk.text)))
+        show = c.probability >= threshold and c.span[1] > c.span[0]
+        ex = Extraction(s, e, c.span if show else None)
+    return _passage(index, c.chunk, ex, c.probability, rank, c.reading.has_answer if c.reading else None,
+                    c.relevance)
+
+
+_confidence_model: ConfidenceModel | None = None
+
+
+def load_confidence_model() -> ConfidenceModel:
+    """The shipped calibrated confidence (qa/data/confidence.json), read once."""
+    global _confidence_model
+    if _confidence_model is None:
+        _confidence_model = ConfidenceModel.load()
+    return _confidence_model
 
 
 def reread_passages(question: str, chunks: list[Chunk], readings: list[Reading], which: set[int]) -> list[Reading]:
@@ -324,19 +397,6 @@ def asked_for(question: str, kind: str | None) -> Asked:
     """The question's answer words and the capitalised names after its first word ("Witkoff" in "who ... Witkoff?")."""
     names = answer_words(" ".join(t for t in question.split()[1:] if t[:1].isupper()))
     return Asked(frozenset(answer_words(question)), frozenset(names), kind, question)
-
-
-def reading_extraction(chunk: Chunk, reading: Reading, span: tuple[int, int] | None,
-                       span_threshold: float) -> Extraction:
-    """The reader's span (from reader_span) when it is sure enough that the passage answers, with its sentence."""
-    sentences = _local_sentences(chunk)
-    if span is None:
-        s, e = sentences[0] if sentences else (0, len(chunk.text))
-        return Extraction(s, e, None)
-    start, end = span
-    s, e = next(((s, e) for s, e in sentences if s <= start < e), (0, len(chunk.text)))
-    answer = (start, end) if reading.has_answer >= span_threshold and end > start else None
-    return Extraction(s, e, answer)
 
 
 def reader_span(chunk: Chunk, reading: Reading, asked: Asked) -> tuple[int, int] | None:
@@ -379,11 +439,6 @@ def restates(span: str, question_words: frozenset[str]) -> bool:
     the question around its answer, not a name."""
     lowered = answer_words(" ".join(t for t in span.split() if not t[:1].isupper()))
     return bool((lowered - STOPWORDS) & question_words)
-
-
-def fuse_scores(rerank_probability: float, has_answer: float, reader_weight: float) -> float:
-    """A passage's 0-1 score: the cross-encoder's relevance blended with the reader's "the answer is here"."""
-    return (1.0 - reader_weight) * rerank_probability + reader_weight * has_answer
 
 
 def sentence_texts(chunk: Chunk) -> list[str]:

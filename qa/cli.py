@@ -435,8 +435,8 @@ def _generation(index_dir: Path) -> Path | None:
 def cmd_eval(args: argparse.Namespace) -> int:
     """The eval command's edge: load gold, open the index, run one or all configurations, print, gate."""
     from .answering import open_index
-    from .evaluate import (check_min_hit1, compare_configs, evaluate, format_misses, format_table, gold_warnings,
-                           label, load_gold, reports_json, sample)
+    from .evaluate import (check_min_hit1, compare_configs, evaluate, format_misses, format_reliability,
+                           format_table, gold_warnings, label, load_gold, reports_json, sample)
 
     settings = settings_from(args)
     if args.limit is not None and args.limit < 1:
@@ -459,6 +459,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
         print(f"{args.gold}: {r0.questions} questions ({r0.answerable} answerable, {r0.unanswerable} unanswerable), "
               f"corpus {index.manifest.corpus_root} ({len(index.manifest.files)} files, {index.manifest.num_chunks} chunks)")
         print(format_table(reports))
+        if reports[-1].ece is not None and reports[-1].reliability:
+            print(format_reliability(reports[-1]))
         for r in reports:
             if r.unfaithful:
                 print(f"unfaithful citations ({label(r)}): {', '.join(r.unfaithful[:10])}")

@@ -10,6 +10,7 @@ from typing import TypeVar
 from pydantic import BaseModel, ValidationError
 
 from .errors import GoldError, PartialFailure
+from .confidence import reliability
 from .models import Answer, EvalReport, GoldItem, ItemResult
 from .span_metrics import exact_match, f1, normalise
 
@@ -91,12 +92,15 @@ def score_item(item: GoldItem, ans: Answer) -> ItemResult:
         span_em = exact_match(top[0].answer if top else None, item.answers)
         span_f1 = f1(top[0].answer if top else None, item.answers)
     first = top[0] if top else None
+    right = bool(item.answerable and first and first.citation.doc in item.doc
+                 and contains_answer(first.answer, item.answers))
     return ItemResult(
         id=item.id, question=item.question, answerable=item.answerable, answered=ans.answered,
         confidence=ans.confidence, hit_rank=hit_rank, doc_recall=doc_recall, span_hit=span_hit,
         span_em=span_em, span_f1=span_f1, expected=item.answers, expected_docs=item.doc,
         got=(first.answer or first.text) if first else None,
         got_citation=f"{first.citation.doc}:{first.citation.line_start}" if first else None,
+        right=right, disagreement=ans.disagreement, conflict=item.conflict,
     )
 
 
@@ -111,6 +115,12 @@ def summarise(results: list[ItemResult]) -> dict:
 
     abstained = [r for r in results if not r.answered]
     correct_abstentions = sum(1 for r in abstained if not r.answerable)
+    answered = [r for r in results if r.answered and not r.error]
+    scored = [r for r in results if not r.error]
+    ece, table = reliability([r.confidence for r in scored], [r.right and r.answered for r in scored])
+    right_answers = [r for r in answered if r.right]
+    flagged = [r for r in answered if r.disagreement]
+    conflicts = [r for r in answered if r.conflict]
     return {
         "questions": len(results),
         "answerable": n,
@@ -126,6 +136,14 @@ def summarise(results: list[ItemResult]) -> dict:
         "abstain_precision": round(correct_abstentions / len(abstained), 4) if abstained else None,
         "abstain_recall": round(correct_abstentions / len(unanswerable), 4) if unanswerable else None,
         "false_abstain_rate": frac(not r.answered for r in answerable),
+        "answered_precision": round(len(right_answers) / len(answered), 4) if answered else None,
+        "ece": ece if scored else None,
+        "reliability": table if scored else [],
+        "false_conflict_rate": round(sum(1 for r in right_answers if r.disagreement and not r.conflict)
+                                     / len(right_answers), 4) if right_answers else None,
+        "conflict_precision": round(sum(1 for r in flagged if r.conflict) / len(flagged), 4) if flagged else None,
+        "conflict_recall": round(sum(1 for r in conflicts if r.disagreement) / len(conflicts), 4)
+        if conflicts else None,
         "errors": sum(1 for r in results if r.error),
     }
 
@@ -207,11 +225,10 @@ def evaluate(items: list[GoldItem], index, settings, gold_name: str = "gold",
               "rerank_dense_nominees": settings.rerank_dense_nominees,
               "rerank_cover_nominees": settings.rerank_cover_nominees, "chunk_max_chars": settings.chunk_max_chars,
               "chunk_overlap_sentences": settings.chunk_overlap_sentences, "top_k": settings.top_k,
-              "reader": reads(settings), "reader_weight": settings.reader_weight,
-              "span_threshold": settings.span_threshold, "reread_sentence": settings.reread_sentence,
-              "span_reader": marks_name_spans(settings),
-              "abstain_below": (settings.abstain_below_read if reads(settings) else settings.abstain_below)
-              if settings.rerank else settings.abstain_below_no_rerank}
+              "reader": reads(settings), "span_threshold": settings.span_threshold,
+              "reread_sentence": settings.reread_sentence,
+              "abstain_below": answer_threshold(settings) if reads(settings)
+              else settings.abstain_below if settings.rerank else settings.abstain_below_no_rerank}
     return EvalReport(
         gold=gold_name, config=config, **summarise(results),
         faithfulness=round(1 - len(unfaithful) / passages_checked, 4) if passages_checked else 1.0,
@@ -228,11 +245,11 @@ def reads(settings) -> bool:
     return settings.rerank and settings.reader and reader_installed()
 
 
-def marks_name_spans(settings) -> bool:
-    """Whether the span reader marks name questions' spans with these settings."""
-    from .read import span_reader_installed
+def answer_threshold(settings) -> float:
+    """The calibrated confidence an answer must reach with these settings (reader on)."""
+    from .answering import load_confidence_model
 
-    return reads(settings) and settings.span_reader and span_reader_installed()
+    return settings.answer_threshold if settings.answer_threshold is not None else load_confidence_model().threshold
 
 
 def compare_configs(settings) -> list:
@@ -257,7 +274,9 @@ def format_table(reports: list[EvalReport]) -> str:
             ("doc recall@5", "doc_recall_at_5"), ("span hit@1", "span_hit_at_1"),
             ("span EM", "span_em"), ("span F1", "span_f1"),
             ("abstain precision", "abstain_precision"), ("abstain recall", "abstain_recall"),
-            ("false abstain", "false_abstain_rate"), ("faithfulness", "faithfulness"),
+            ("false abstain", "false_abstain_rate"), ("answered precision", "answered_precision"),
+            ("ECE", "ece"), ("false conflict", "false_conflict_rate"), ("conflict precision", "conflict_precision"),
+            ("conflict recall", "conflict_recall"), ("faithfulness", "faithfulness"),
             ("questions/s", "questions_per_second")]
     names = [label(r) for r in reports]
     width = max(12, *(len(n) for n in names))
@@ -268,6 +287,15 @@ def format_table(reports: list[EvalReport]) -> str:
             v = getattr(r, key)
             cells.append(f"{'—' if v is None else (f'{v:.1f}' if key == 'questions_per_second' else f'{v:.3f}'):>{width + 2}}")
         out.append(f"{title:<18}" + "".join(cells))
+    return "\n".join(out)
+
+
+def format_reliability(report: EvalReport) -> str:
+    """The confidence's reliability table: per bin, how many questions and how often the shown answer was right."""
+    out = [f"reliability ({label(report)}; ECE {report.ece:.3f}): bin, questions, mean confidence, share right"]
+    for row in report.reliability:
+        if row["count"]:
+            out.append(f"  {row['bin']}  {row['count']:6d}  {row['confidence']:.3f}  {row['accuracy']:.3f}")
     return "\n".join(out)
 
 

@@ -34,8 +34,8 @@ class Passage(BaseModel):
     answer_end: int | None = None
     sentence_start: int = Field(description="file offsets of the sentence that best answers, inside text")
     sentence_end: int
-    score: float = Field(description="0-1: reranker probability blended with the reader's answer probability "
-                                     "(reader on), the reranker probability, or the fused retrieval score")
+    score: float = Field(description="0-1: with the reader on, the calibrated probability that this passage's "
+                                     "answer is right; else the reranker probability or the fused retrieval score")
     relevance: float | None = Field(default=None, description="the cross-encoder's probability that the passage is "
                                                                 "relevant (null without reranking)")
     answer_score: float | None = Field(default=None, description="the reader's probability that this passage "
@@ -56,12 +56,15 @@ class Answer(BaseModel):
 
     question: str
     answered: bool
-    confidence: float
+    confidence: float = Field(description="with the reader on (calibrated true): the estimated probability that the "
+                                          "answer is right; else an uncalibrated 0-1 score")
     passages: list[Passage]
     message: str | None = Field(default=None, description="'no answer found in the documents' when answered is false")
     answer: str | None = Field(default=None, description="the top passage's answer span")
     groups: list[AnswerGroup] = Field(default_factory=list)
     disagreement: bool = False
+    calibrated: bool = Field(default=False, description="whether confidence is the calibrated probability "
+                                                        "(reader and reranking on)")
     query: str | None = Field(default=None, description="what was searched, when a follow-up was expanded")
     mode: str
     reranked: bool
@@ -88,6 +91,7 @@ class GoldItem(BaseModel):
     type: str | None = None
     difficulty: str | None = None
     notes: str | None = None
+    conflict: bool | None = Field(default=None, description="true when the sources do disagree on the answer")
 
     @property
     def answerable(self) -> bool:
@@ -111,6 +115,10 @@ class ItemResult(BaseModel):
     expected_docs: list[str]
     got: str | None = Field(default=None, description="the first passage's answer span, else its text")
     got_citation: str | None = None
+    right: bool = Field(default=False, description="the shown answer is right: a gold answer inside the top span, "
+                                                    "from a gold document (never, for an unanswerable question)")
+    disagreement: bool = Field(default=False, description="the reply said the sources differ")
+    conflict: bool | None = Field(default=None, description="the gold item's own word: its sources do differ")
     error: str | None = None
 
 
@@ -133,6 +141,16 @@ class EvalReport(BaseModel):
     abstain_precision: float | None
     abstain_recall: float | None
     false_abstain_rate: float
+    answered_precision: float | None = Field(default=None, description="share of answered questions whose shown "
+                                                                         "answer is right")
+    ece: float | None = Field(default=None, description="expected calibration error of the confidence against "
+                                                         "'the shown answer is right', ten equal bins")
+    reliability: list[dict] = Field(default_factory=list, description="per confidence bin: count, mean "
+                                                                       "confidence, share right")
+    false_conflict_rate: float | None = Field(default=None, description="share of right answers that said the "
+                                                                          "sources differ without a gold conflict")
+    conflict_precision: float | None = None
+    conflict_recall: float | None = None
     faithfulness: float
     unfaithful: list[str] = Field(default_factory=list)
     errors: int = 0

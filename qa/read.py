@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 READER_DIR = Path(__file__).resolve().parent / "data" / "reader"
-SPAN_MODEL = "spans.onnx"  # the span reader: the reader trained further to mark spans (docs/reader.md)
+HEAD_FILE = "answerability.npz"  # the answerability head (train/answerability.py)
 MAX_TOKENS = 192
 MAX_QUESTION_TOKENS = 48
 MAX_ANSWER_TOKENS = 30
@@ -107,11 +107,44 @@ def trim_span(text: str, start: int, end: int) -> tuple[int, int]:
     return start, end
 
 
+def answerability_features(start: np.ndarray, end: np.ndarray, hidden: np.ndarray, passage: range,
+                           span_score: float) -> np.ndarray:
+    """What the answerability head reads in one window: the [CLS] state, the passage states weighted by where the
+    start and end distributions point, and the logits' own verdict (best span, [CLS], their margin)."""
+    idx = np.arange(passage.start, passage.stop)
+    null = float(start[0] + end[0])
+    feats = [hidden[0]]
+    for logits in (start, end):
+        z = np.concatenate([[logits[0]], logits[idx]])
+        p = np.exp(z - z.max())
+        p /= p.sum()
+        w = p[1:] / max(p[1:].sum(), 1e-12)
+        feats.append(w @ hidden[idx] if len(idx) else np.zeros(hidden.shape[1]))
+        feats.append([np.log(max(p[0], 1e-12)), float(logits[idx].max()) if len(idx) else 0.0])
+    best = span_score if math.isfinite(span_score) else null - 30.0
+    feats.append([math.log(max(1, len(idx))), best, null, best - null])
+    return np.concatenate([np.asarray(f, dtype=np.float64).ravel() for f in feats])
+
+
+class AnswerabilityHead:
+    """The probability that a window holds the answer, from its answerability_features (one hidden layer)."""
+
+    def __init__(self, path: Path) -> None:
+        with np.load(path, allow_pickle=False) as f:
+            self.mean, self.std = f["mean"].astype(np.float64), f["std"].astype(np.float64)
+            self.w1, self.b1 = f["w1"].astype(np.float64), f["b1"].astype(np.float64)
+            self.w2, self.b2 = f["w2"].astype(np.float64), float(f["b2"].ravel()[0])
+
+    def logit(self, features: np.ndarray) -> float:
+        h = np.maximum(0.0, ((features - self.mean) / self.std) @ self.w1 + self.b1)
+        return float(h @ self.w2 + self.b2)
+
+
 class Reader:
     """onnxruntime + tokenizers; loaded once per process."""
 
-    def __init__(self, folder: Path = READER_DIR, max_tokens: int = MAX_TOKENS, model_file: str = "model.onnx"
-                 ) -> None:
+    def __init__(self, folder: Path = READER_DIR, max_tokens: int = MAX_TOKENS, model_file: str = "model.onnx",
+                 head: bool = True) -> None:
         from tokenizers import Tokenizer
 
         from index.onnx_sessions import open_session
@@ -126,6 +159,9 @@ class Reader:
         self.cls_id = self.tokenizer.token_to_id("[CLS]")
         self.sep_id = self.tokenizer.token_to_id("[SEP]")
         self.session = open_session(model, threads=1)
+        self.outputs = [o.name for o in self.session.get_outputs()]
+        self.head = AnswerabilityHead(folder / HEAD_FILE) if head and "hidden" in self.outputs and \
+            (folder / HEAD_FILE).exists() else None
         self.workers = ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1), thread_name_prefix="read")
 
     def read_many(self, question: str, passages: list[tuple[str, list[tuple[int, int]]]]) -> list[Reading]:
@@ -138,22 +174,6 @@ class Reader:
         """reread() each (text, sentences, reading) passage, side by side."""
         q_ids = self.question_ids(question)
         return list(self.workers.map(lambda p: self.reread(q_ids, *p), passages))
-
-    def mark_many(self, question: str, passages: list[tuple[str, list[tuple[int, int]], Reading]], reread: bool
-                  ) -> list[Reading]:
-        """mark() each (text, sentences, verdict) passage, side by side."""
-        q_ids = self.question_ids(question)
-        return list(self.workers.map(lambda p: self.mark(q_ids, *p, reread=reread), passages))
-
-    def mark(self, q_ids: list[int], text: str, sentences: list[tuple[int, int]], verdict: Reading, reread: bool
-             ) -> Reading:
-        """This reader's span in a passage another reader judged: its span and alternatives, the verdict's
-        has-answer and scores (so marking a span never moves ranking or abstention)."""
-        own = self.read(q_ids, text, sentences, reread)
-        if own.start is None:
-            return verdict
-        return Reading(own.start, own.end, verdict.has_answer, verdict.span_score, verdict.null_score,
-                       own.alternatives)
 
     def question_ids(self, question: str) -> list[int]:
         """The question's token ids as the reader takes them (a long one cut by question_tokens)."""
@@ -193,21 +213,41 @@ class Reader:
             first += stride
         return best
 
-    def _read_window(self, q_ids, p_ids, p_offsets, sentences) -> Reading:
+    def window_features(self, q_ids: list[int], text: str, sentences: list[tuple[int, int]]) -> np.ndarray:
+        """answerability_features of the passage's first window (training the head; needs the hidden output)."""
+        enc = self.tokenizer.encode(text, add_special_tokens=False)
+        room = self.max_tokens - len(q_ids) - 3
+        return self._run_window(q_ids, enc.ids[:room], enc.offsets[:room], sentences)[2]
+
+    def _run_window(self, q_ids, p_ids, p_offsets, sentences):
+        """The window's spans, [CLS] score and (with the hidden output) answerability features."""
         input_ids = [self.cls_id] + q_ids + [self.sep_id] + p_ids + [self.sep_id]
         n_q = len(q_ids) + 2
         types = [0] * n_q + [1] * (len(p_ids) + 1)
         feed = {"input_ids": np.array([input_ids], dtype=np.int64),
                 "token_type_ids": np.array([types], dtype=np.int64),
                 "attention_mask": np.ones((1, len(input_ids)), dtype=np.int64)}
-        start, end = self.session.run(None, feed)
-        start, end = start[0].astype(np.float64), end[0].astype(np.float64)
+        out = self.session.run(None, feed)
+        start, end = out[0][0].astype(np.float64), out[1][0].astype(np.float64)
         offsets = [(0, 0)] * n_q + list(p_offsets) + [(0, 0)]
         null = float(start[0] + end[0])
-        spans = top_spans(start, end, offsets, range(n_q, n_q + len(p_ids)), sentences)
+        passage = range(n_q, n_q + len(p_ids))
+        spans = top_spans(start, end, offsets, passage, sentences)
+        feats = None
+        if len(out) > 2:
+            feats = answerability_features(start, end, out[2][0].astype(np.float64), passage,
+                                           spans[0][2] if spans else -math.inf)
+        return spans, null, feats
+
+    def _read_window(self, q_ids, p_ids, p_offsets, sentences) -> Reading:
+        spans, null, feats = self._run_window(q_ids, p_ids, p_offsets, sentences)
         if not spans:
             return Reading(None, None, 0.0, -math.inf, null)
         s, e, score = spans[0]
+        if self.head is not None and feats is not None:
+            # the head's log-odds stand in for span - [CLS]: null_score is set so that their difference is it
+            logit = self.head.logit(feats)
+            return Reading(s, e, _sigmoid(logit), score, score - logit, tuple(spans))
         return Reading(s, e, _sigmoid(score - null), score, null, tuple(spans))
 
 
@@ -257,16 +297,6 @@ def load_reader(model_file: str = "model.onnx") -> Reader:
         return _readers[model_file]
 
 
-def load_span_reader() -> Reader:
-    """The process's one span reader (check span_reader_installed first)."""
-    return load_reader(SPAN_MODEL)
-
-
 def reader_installed() -> bool:
     """Whether the model file ships with this installation."""
     return (READER_DIR / "model.onnx").exists()
-
-
-def span_reader_installed() -> bool:
-    """Whether the span reader ships beside the reader."""
-    return (READER_DIR / SPAN_MODEL).exists()

@@ -29,9 +29,12 @@ def highlight(passage: Passage, color: bool) -> str:
 def display_scores(ans: Answer) -> list[float]:
     """Each passage's score on the answer's 0–1 confidence scale, so a card's numbers agree in every mode.
 
-    Raw scores differ by mode (reranker probability, fused score, raw BM25) and the confidence may carry a penalty
-    the passage scores do not; scaling them so the best passage shows the confidence puts both on one scale.
+    A calibrated reply's scores already are that scale (each passage's probability that its answer is right). The
+    uncalibrated modes' raw scores (reranker probability, fused score, raw BM25) are scaled so that the best passage
+    shows the confidence.
     """
+    if ans.calibrated:
+        return [round(max(0.0, min(1.0, p.score)), 4) for p in ans.passages]
     top = max((p.score for p in ans.passages), default=0.0)
     if top <= 0:
         return [0.0 for _ in ans.passages]

@@ -69,17 +69,18 @@ class Settings(BaseModel):
     reader: bool = Field(default=True, description="the trained reader marks answer spans and re-orders passages "
                                                    "(with reranking on; without it the rule-based extractor runs)")
     read_candidates: int = Field(default=5, ge=1, description="passages the reader reads before the top_k are kept")
-    reader_weight: float = Field(default=0.95, ge=0.0, le=1.0,
-                                 description="weight of the reader's answer probability in a passage's score")
     reread_sentence: bool = Field(default=True, description="the reader reads the sentence of its best span again "
                                                                "alone and picks the span by both readings")
-    span_reader: bool = Field(default=True, description="for a name question (who…, which person or "
-                              "body…, where…) the span reader (the reader trained further on who-questions) marks the "
-                              "spans that show; the reader still ranks and abstains")
+    span_rules: bool = Field(default=True, description="the shown span passes over one that only repeats the "
+                             "question or, for a name question, restates it, and takes the asked kind (figure, date) "
+                             "within 2 logits of the reader's best (qa.answering.reader_span)")
     span_threshold: float = Field(default=0.3, ge=0.0, le=1.0,
-                                  description="a passage highlights a span only when the reader is this sure")
-    abstain_below_read: float = Field(default=0.3, description="answer only when the top passage's score reaches "
-                                                               "this (reader on)")
+                                  description="the reader reads a passage's best sentence again alone when "
+                                  "its answerability reaches this (the top passage always)")
+    answer_threshold: float | None = Field(default=None, ge=0.0, le=1.0, description="answer only when the "
+                                           "calibrated confidence (the estimated probability that the answer is right) "
+                                           "reaches this; default: the threshold qa/data/confidence.json was chosen "
+                                           "with (reader on)")
     chunk_max_chars: int = Field(default=600, ge=50)
     chunk_overlap_sentences: int = Field(default=1, ge=0)
     bm25_k1: float = 1.5

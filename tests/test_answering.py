@@ -146,28 +146,35 @@ def test_a_shorter_form_of_the_same_answer_agrees_but_differing_figures_do_not()
                                                    ("800,000", ["d.txt"])]
 
 
-def test_fused_score_blends_relevance_and_the_readers_answer_probability():
-    from qa.answering import fuse_scores
+def test_the_confidence_fit_recovers_a_known_logistic_model():
+    import numpy as np
 
-    assert fuse_scores(0.8, 0.2, 0.0) == 0.8
-    assert fuse_scores(0.8, 0.2, 1.0) == 0.2
-    assert abs(fuse_scores(0.8, 0.2, 0.5) - 0.5) < 1e-12
+    from qa.confidence import fit_logistic
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(4000, 2)) * [2.0, 0.5] + [1.0, -3.0]
+    p = 1 / (1 + np.exp(-(1.5 * x[:, 0] - 2.0 * x[:, 1] - 4.0)))
+    y = (rng.random(4000) < p).astype(float)
+    weights, bias = fit_logistic(x, y, l2=1e-6)
+    assert abs(weights[0] - 1.5) < 0.2 and abs(weights[1] + 2.0) < 0.3 and abs(bias + 4.0) < 0.8
 
 
-def test_the_reader_span_shows_only_when_the_reader_is_sure_enough():
-    from index.models import Chunk
-    from qa.answering import reading_extraction
-    from qa.read import Reading
+def test_key_term_coverage_weighs_each_question_term_by_its_idf():
+    from qa.confidence import key_term_coverage
 
-    text = "The cap was 85,000 troops. Kyiv wanted more."
-    chunk = Chunk(id=0, doc="a.txt", start=100, end=100 + len(text), line_start=1, text=text, search_text=text, hash="h",
-                  sentences=[(100, 126), (127, 100 + len(text))])
-    sure = reading_extraction(chunk, Reading(12, 18, 0.9, 5.0, 1.0), (12, 18), span_threshold=0.5)
-    assert text[slice(*sure.answer)] == "85,000" and (sure.start, sure.end) == (0, 26)
-    unsure = reading_extraction(chunk, Reading(12, 18, 0.2, 1.0, 2.0), (12, 18), span_threshold=0.5)
-    assert unsure.answer is None and (unsure.start, unsure.end) == (0, 26)
-    nothing = reading_extraction(chunk, Reading(None, None, 0.0, float("-inf"), 2.0), None, span_threshold=0.5)
-    assert nothing.answer is None
+    terms = {"istanbul": 3.0, "cap": 1.0}
+    assert key_term_coverage(terms, {"istanbul", "cap", "army"}) == 1.0
+    assert key_term_coverage(terms, {"cap"}) == 0.25
+    assert key_term_coverage({}, {"cap"}) == 1.0
+
+
+def test_a_perfectly_calibrated_confidence_has_no_calibration_error():
+    from qa.confidence import reliability
+
+    ece, table = reliability([0.25] * 4 + [0.75] * 4, [True, False, False, False, True, True, True, False])
+    assert ece == 0.0 and sum(row["count"] for row in table) == 8
+    ece, _ = reliability([0.95] * 10, [False] * 10)
+    assert abs(ece - 0.95) < 1e-9
 
 
 def test_answers_giving_the_same_figure_in_different_words_agree():

@@ -33,6 +33,7 @@ from index.chunk import split_sentences  # noqa: E402
 DATA_DIR = REPO.parent / "shared" / "train" / "qa_spans"
 DATA_FILES = ("squad_v1.1_train.jsonl.gz", "squadshifts_new_wiki.jsonl.gz", "squadshifts_reddit.jsonl.gz",
               "squadshifts_amazon.jsonl.gz", "covid_qa_200423.jsonl.gz")
+UNANSWERABLE_FILE = "squad_v2.0_train_unanswerable.jsonl.gz"
 MAX_TOKENS = 192
 MAX_QUESTION_TOKENS = 48
 WINDOW_CHARS = 600
@@ -62,6 +63,43 @@ def read_questions(data_dir: Path, files: tuple[str, ...] | None = None) -> list
                     continue
                 rows.append(row)
     return rows
+
+
+def read_unanswerable(data_dir: Path) -> list[dict]:
+    """SQuAD 2.0 train's crowd-written unanswerable questions, each on its paragraph (SOURCE.md)."""
+    with gzip.open(data_dir / UNANSWERABLE_FILE, "rt", encoding="utf-8") as fh:
+        return [json.loads(line) for line in fh]
+
+
+def unanswerable_example(row: dict, sentences: list[tuple[int, int]], rng: random.Random) -> Example | None:
+    """An unanswerable question against a window of its own paragraph: around the plausible (wrong) answer when it
+    has one (the hardest "not here": on topic, the asked kind present), else the window sharing most words with it."""
+    context = row["context"]
+    plausible = row.get("plausible_answers") or []
+    if plausible:
+        a = plausible[0]
+        a_start, a_end = a["answer_start"], a["answer_start"] + len(a["text"])
+        first = next((i for i, (s, e) in enumerate(sentences) if e > a_start), None)
+        last = next((i for i, (s, e) in enumerate(sentences) if e >= a_end), first)
+        if first is not None:
+            ws, we = sentence_window(context, sentences, first, max(first, last), rng, WINDOW_CHARS)
+            return Example(row["question"], context[ws:we], -1, -1)
+    q_words = content_words(row["question"])
+    best = max(range(len(sentences)), key=lambda i: len(q_words & content_words(context[slice(*sentences[i])])))
+    ws, we = sentence_window(context, sentences, best, best, rng, WINDOW_CHARS)
+    return Example(row["question"], context[ws:we], -1, -1)
+
+
+def unanswerable_examples(rows: list[dict], seed: int) -> list[Example]:
+    """One "not here" window per unanswerable question, seeded."""
+    rng = random.Random(seed + 6)
+    out = []
+    for row in rows:
+        sents = split_sentences(row["context"]) or [(0, len(row["context"]))]
+        ex = unanswerable_example(row, sents, rng)
+        if ex is not None:
+            out.append(ex)
+    return out
 
 
 def content_words(text: str) -> set[str]:
@@ -532,8 +570,9 @@ def init_weights(init: str, torch) -> dict:
     """The --init weights: a run's checkpoint.pt, or a reader folder's int8 model.onnx (e.g. the shipped reader,
     qa/data/reader), dequantised."""
     path = Path(init)
-    if path.is_dir():
-        return {k: torch.tensor(v) for k, v in onnx_float_weights(path / "model.onnx").items()}
+    if path.is_dir() or path.suffix == ".onnx":
+        model = path / "model.onnx" if path.is_dir() else path
+        return {k: torch.tensor(v) for k, v in onnx_float_weights(model).items()}
     return torch.load(path, weights_only=True)["model"]
 
 
@@ -554,6 +593,11 @@ def train(args) -> None:
     if args.questions:
         rows = rows[:args.questions]
     examples = make_examples(rows, args.seed, args.negative_rate, args.cut_rate, args.distract_rate)
+    if args.unanswerable:
+        unanswerable = read_unanswerable(Path(args.data))
+        random.Random(args.seed + 7).shuffle(unanswerable)
+        examples += unanswerable_examples(unanswerable[args.skip_unanswerable:][:args.unanswerable], args.seed)
+        random.Random(args.seed + 8).shuffle(examples)
     if args.adjuncts or args.mentions:
         fillers = article_fillers(all_rows)  # once for both doses: it reads every paragraph
         examples += twin_examples(all_rows, fillers, args.adjuncts, args.seed, adjunct_positive)
@@ -699,8 +743,8 @@ def main(argv=None) -> None:
     p.add_argument("--questions", type=int, default=0, help="use the first N shuffled questions (0 = all)")
     p.add_argument("--skip-questions", type=int, default=0, help="skip the first N shuffled questions (a later "
                    "phase trains on questions an earlier one did not see)")
-    p.add_argument("--init", default=None, help="start from this checkpoint's weights (a second phase), or from a reader folder's model.onnx "
-                   "(qa/data/reader: the shipped reader, dequantised)")
+    p.add_argument("--init", default=None, help="start from this checkpoint's weights (a second phase), or from a reader's int8 ONNX file "
+                   "or folder (qa/data/reader: the shipped reader, dequantised)")
     p.add_argument("--negative-rate", type=float, default=0.33)
     p.add_argument("--cut-rate", type=float, default=0.0, help="share of questions that also get their own paragraph "
                    "with the answer's sentences cut out, as a negative")
@@ -710,6 +754,9 @@ def main(argv=None) -> None:
                    "of all the data (another person appended to the answer's sentence), whatever --questions selects")
     p.add_argument("--mentions", type=int, default=0, help="add up to N who-question windows whose answer is also "
                    "named in an earlier sentence (mention_positive), whatever --questions selects")
+    p.add_argument("--unanswerable", type=int, default=0, help="add N of SQuAD 2.0 train's unanswerable questions "
+                   "(shuffled), each against a window of its paragraph, as \"not here\" windows")
+    p.add_argument("--skip-unanswerable", type=int, default=0, help="skip the first N shuffled unanswerable questions")
     p.add_argument("--hold-null", type=float, default=0.0, help="weight of a loss that keeps the [CLS] (has-answer) "
                    "log-odds at the --init reader's, so a dose moves spans without moving ranking and abstention")
     p.add_argument("--epochs", type=int, default=1)
