@@ -152,9 +152,9 @@ def test_the_confidence_fit_recovers_a_known_logistic_model():
     from qa.confidence import fit_logistic
 
     rng = np.random.default_rng(0)
-    x = rng.normal(size=(4000, 2)) * [2.0, 0.5] + [1.0, -3.0]
+    x = rng.normal(size=(20000, 2)) * [2.0, 1.0] + [1.0, -3.0]
     p = 1 / (1 + np.exp(-(1.5 * x[:, 0] - 2.0 * x[:, 1] - 4.0)))
-    y = (rng.random(4000) < p).astype(float)
+    y = (rng.random(20000) < p).astype(float)
     weights, bias = fit_logistic(x, y, l2=1e-6)
     assert abs(weights[0] - 1.5) < 0.2 and abs(weights[1] + 2.0) < 0.3 and abs(bias + 4.0) < 0.8
 
