@@ -6,8 +6,9 @@
     python -m bench.calibrate reader DUMP            # the reader-alone threshold from bench.reader_squad --dump
 
 A candidate's label is whether its shown span answers (a gold answer inside it, in a gold document); unanswerable
-questions' candidates are all wrong. The threshold is the one that maximises the share of right decisions (a right
-answer shown, or an abstention where no candidate is right) on the fit half.
+questions' candidates are all wrong. The threshold abstains on at most 5% of the fit half's answerable questions
+(--false-abstain): the confidence shown is the calibrated probability either way; the threshold only says where
+"no answer" starts.
 """
 from __future__ import annotations
 
@@ -93,21 +94,22 @@ def fit(args) -> None:
         rights.append(bool(r["candidates"][i]["right"]))
         any_right.append(any(c["right"] for c in r["candidates"]))
     tops_a, rights_a = np.array(tops), np.array(rights)
-    best_t, best_acc = 0.5, -1.0
-    for t in np.linspace(0.05, 0.95, 91):
-        acc = np.mean(np.where(tops_a >= t, rights_a, ~rights_a))
-        if acc > best_acc:
-            best_t, best_acc = float(t), float(acc)
+    # the operating point: abstain on at most --false-abstain of the answerable questions (the issue's target)
+    unans = np.array([not r["answerable"] for r in records if r["candidates"]])
+    best_t = float(np.quantile(tops_a[~unans], args.false_abstain)) if (~unans).any() else 0.5
+    best_acc = float(np.mean(np.where(tops_a >= best_t, rights_a, ~rights_a)))
+    print(f"at threshold {best_t:.3f}: abstains on {np.mean(tops_a[unans] < best_t):.3f} of the unanswerable, "
+          f"answered precision {rights_a[tops_a >= best_t].mean():.3f}")
     ece, table = reliability(tops, rights)
     print(f"{len(records)} questions, {len(y)} candidates ({int(y.sum())} right)")
     print("weights: " + ", ".join(f"{n} {w:+.3f}" for n, w in zip(FEATURES, weights)) + f", bias {bias:+.3f}")
-    print(f"threshold {best_t:.2f}: right decisions {best_acc:.3f}; top-candidate ECE {ece:.3f}")
+    print(f"threshold {best_t:.3f}: right decisions {best_acc:.3f}; top-candidate ECE {ece:.3f}")
     for row in table:
         print(f"  {row['bin']}  {row['count']:5d}  " + (f"conf {row['confidence']:.3f}  acc {row['accuracy']:.3f}"
                                                         if row['count'] else ""))
     current = json.loads(MODEL_FILE.read_text(encoding="utf-8"))
     model = {"features": list(FEATURES), "weights": [round(float(w), 6) for w in weights],
-             "bias": round(float(bias), 6), "threshold": round(best_t, 3),
+             "bias": round(float(bias), 6), "threshold": round(best_t, 3), "false_abstain": args.false_abstain,
              "reader_threshold": current.get("reader_threshold", 0.5),
              "fitted_on": f"SQuAD 2.0 dev, first {FIT_ARTICLES} articles, open corpus: {len(records)} questions "
                           f"(seed {args.seed}), {len(y)} candidates; python -m bench.calibrate fit"}
@@ -141,6 +143,8 @@ def main(argv=None) -> None:
     f.add_argument("--seed", type=int, default=11)
     t = sub.add_parser("fit")
     t.add_argument("--l2", type=float, default=1e-2)
+    t.add_argument("--false-abstain", type=float, default=0.05, help="share of answerable questions the threshold "
+                   "may abstain on")
     t.add_argument("--seed", type=int, default=11)
     t.add_argument("--write", action="store_true")
     r = sub.add_parser("reader")

@@ -17,7 +17,7 @@ from index.store import (Index, IndexCorrupt, IndexOutdated, Progress, Warn, bui
 from .errors import BackendError, CorpusError, EmptyCorpusError, IndexWriteError, QAError, UsageError
 from .extract import Extraction, answer_type, extract_answer, span_fits, unknown_names
 from .span_metrics import answer_words
-from .confidence import ConfidenceModel, key_term_coverage, passage_features
+from .confidence import CLIP, ConfidenceModel, key_term_coverage, passage_features
 from .read import Reading, load_reader, reader_installed, trim_span
 from .models import Answer, AnswerGroup, Citation, Passage
 from .retrieve import cosine, cover_nominees, rerank_pool, retrieve
@@ -28,7 +28,8 @@ NO_ANSWER = "no answer found in the documents"
 MAX_PER_DOC = 2
 UNKNOWN_NAME_PENALTY = 0.1  # confidence factor when the question names something absent from the corpus
 NO_SPAN_PENALTY = 0.1
-TYPE_MARGIN = 2.0  # logits: how far below the reader's best a span of the asked kind may score and still be taken
+TYPE_MARGIN = 2.0
+ANSWERS = 0.5  # a passage "answers" (and may join "Sources differ") when its answer is more likely right than wrong  # logits: how far below the reader's best a span of the asked kind may score and still be taken
 
 
 def open_index(settings: Settings, progress: Progress | None = None, warn: Warn | None = None,
@@ -181,7 +182,7 @@ def answer(question: str, index: Index, settings: Settings, query: str | None = 
         passages = [candidate_passage(index, c, n, threshold) for n, c in enumerate(candidates, 1)]
         confidence = candidates[0].probability if candidates else 0.0
         decision = Decision(confidence, bool(candidates) and confidence >= threshold)
-        groups = _groups([p for p, c in zip(passages, candidates) if c.probability >= threshold]) \
+        groups = _groups([p for p, c in zip(passages, candidates) if c.probability >= ANSWERS]) \
             if decision.answered else []
     else:
         chosen = [(passage_chunk(c.ids, index.chunk), c.score) for c in choices]
@@ -336,7 +337,8 @@ def score_candidates(candidates: list[Candidate], question_terms: dict[str, floa
         text = c.chunk.text[c.span[0]:c.span[1]] if c.span else None
         coverage = key_term_coverage(weights, set(tokenize(c.chunk.text)))
         has_answer = c.reading.has_answer if c.reading and c.span else 0.0
-        feats = passage_features(has_answer, c.relevance, coverage, span_fits(question, kind, text))
+        margin = c.reading.margin if c.reading and c.span and c.reading.margin is not None else -CLIP
+        feats = passage_features(has_answer, margin, c.relevance, coverage, span_fits(question, kind, text))
         out.append(replace(c, features=feats, probability=model.probability(feats)))
     return out
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 MODEL_FILE = Path(__file__).resolve().parent / "data" / "confidence.json"
-FEATURES = ("reader_logodds", "relevance_logit", "key_term_coverage", "kind_mismatch")
+FEATURES = ("reader_logodds", "span_margin", "relevance_logit", "key_term_coverage", "kind_mismatch")
 CLIP = 12.0
 
 
@@ -25,11 +25,12 @@ def logit(p: float) -> float:
     return max(-CLIP, min(CLIP, math.log(p / (1 - p))))
 
 
-def passage_features(has_answer: float, relevance: float, coverage: float, kind_fits: bool) -> list[float]:
-    """The features, in FEATURES order: the reader's answerability log-odds, the cross-encoder's relevance
-    log-odds, the share of the question's key-term weight the passage holds, and whether the span misses the asked
-    kind (a figure or date)."""
-    return [logit(has_answer), logit(relevance), coverage, 0.0 if kind_fits else 1.0]
+def passage_features(has_answer: float, margin: float, relevance: float, coverage: float, kind_fits: bool
+                     ) -> list[float]:
+    """The features, in FEATURES order: the answerability head's log-odds, the span logits' own best-span-minus-[CLS]
+    margin, the cross-encoder's relevance log-odds, the share of the question's key-term weight the passage holds,
+    and whether the span misses the asked kind (a figure or date)."""
+    return [logit(has_answer), max(-CLIP, min(CLIP, margin)), logit(relevance), coverage, 0.0 if kind_fits else 1.0]
 
 
 def key_term_coverage(question_terms: dict[str, float], passage_terms: set[str]) -> float:

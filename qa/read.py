@@ -37,6 +37,7 @@ class Reading:
     span_score: float
     null_score: float
     alternatives: tuple[tuple[int, int, float], ...] = ()
+    margin: float | None = None  # the logits' own best span minus [CLS], where the head gives has_answer
 
 
 class ReaderMissing(Exception):
@@ -195,7 +196,7 @@ class Reader:
         if not spans:
             return best
         s, e, _ = spans[0]
-        return Reading(s, e, best.has_answer, best.span_score, best.null_score, tuple(spans))
+        return Reading(s, e, best.has_answer, best.span_score, best.null_score, tuple(spans), best.margin)
 
     def _read_passage(self, q_ids: list[int], text: str, sentences: list[tuple[int, int]]) -> Reading:
         enc = self.tokenizer.encode(text, add_special_tokens=False)
@@ -247,7 +248,7 @@ class Reader:
         if self.head is not None and feats is not None:
             # the head's log-odds stand in for span - [CLS]: null_score is set so that their difference is it
             logit = self.head.logit(feats)
-            return Reading(s, e, _sigmoid(logit), score, score - logit, tuple(spans))
+            return Reading(s, e, _sigmoid(logit), score, score - logit, tuple(spans), score - null)
         return Reading(s, e, _sigmoid(score - null), score, null, tuple(spans))
 
 

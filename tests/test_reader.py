@@ -177,8 +177,9 @@ def test_hold_null_loss_frees_spans_and_holds_the_no_answer_score():
 
 
 def test_spans_and_sources_differ_come_only_from_passages_past_the_threshold(seed_index, seed_settings):
-    """A reply highlights a span, and groups a passage into "Sources differ", only where its calibrated probability
-    reaches the one threshold; a "no answer" reply highlights nothing."""
+    """A reply highlights a span only where its calibrated probability reaches the threshold, and groups a passage
+    into "Sources differ" only where its answer is more likely right than wrong; a "no answer" reply highlights
+    nothing."""
     from qa import answer
     from qa.evaluate import answer_threshold
 
@@ -194,7 +195,7 @@ def test_spans_and_sources_differ_come_only_from_passages_past_the_threshold(see
         if not ans.answered:
             assert all(p.answer is None for p in ans.passages) and not ans.groups
         by_rank = {p.rank: p for p in ans.passages}
-        assert all(by_rank[r].score >= threshold for g in ans.groups for r in g.ranks)
+        assert all(by_rank[r].score >= 0.5 for g in ans.groups for r in g.ranks)
 
 
 def test_the_shipped_reader_dequantises_into_a_training_start(tmp_path):
