@@ -10,6 +10,9 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from index.terminal import PASSAGE_CONTROLS as _PASSAGE_CONTROLS  # the one sanitiser: index/terminal.py
+from index.terminal import escape_controls
+
 from .errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_RUNTIME, PartialFailure, QAError, UsageError, exit_code_for
 
 
@@ -154,7 +157,7 @@ class StderrProgress:
         if stage != self.stage:
             self.stage = stage
             self.last = now
-            print(f"qa: {stage}…", file=self.stream, flush=True)
+            print(f"qa: {escape_controls(stage)}…", file=self.stream, flush=True)
 
     def close(self) -> None:
         if self.bar is not None:
@@ -162,7 +165,8 @@ class StderrProgress:
 
 
 def warn(message: str) -> None:
-    print(f"qa: {message}", file=sys.stderr, flush=True)
+    """One line on stderr; file names and document text in it are shown with their controls escaped."""
+    print(f"qa: {escape_controls(message)}", file=sys.stderr, flush=True)
 
 
 def _open(settings, rebuild: bool = False):
@@ -173,22 +177,6 @@ def _open(settings, rebuild: bool = False):
         return open_index(settings, progress=progress, warn=warn, rebuild=rebuild)
     finally:
         progress.close()
-
-
-# C0 and C1 controls (but tab and newline), DEL, and the bidirectional overrides that reorder what a terminal shows
-_CONTROLS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
-# in passages the whitespace controls (\\r, \\x0b, \\x0c, \\x1c-\\x1f, \\x85) are left: rendering folds them into spaces
-_PASSAGE_CONTROLS = re.compile("[\x00-\x08\x0e-\x1b\x7f-\x84\x86-\x9f\u202a-\u202e\u2066-\u2069]")
-
-
-def _escaped(m: re.Match) -> str:
-    code = ord(m.group())
-    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
-
-
-def escape_controls(text: str, controls: re.Pattern = _CONTROLS) -> str:
-    """Control characters and escape sequences shown as \\xNN / \\uNNNN, so text can never drive the terminal."""
-    return controls.sub(_escaped, text)
 
 
 def _safe_passage(p):
@@ -400,7 +388,7 @@ def cmd_index(args: argparse.Namespace) -> int:
     skipped = [f for f in m.files if f.skipped]
     where = index_dir if settings.backend == "embedded" else f"{settings.milvus_uri} ({index.collection})"
     print(f"{status}: {len(m.files) - len(skipped)} files, {m.num_chunks} chunks, {len(skipped)} skipped, "
-          f"{seconds:.2f} s → {where}")
+          f"{seconds:.2f} s → {escape_controls(str(where))}")
     return EXIT_OK
 
 

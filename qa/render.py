@@ -3,7 +3,42 @@ from __future__ import annotations
 
 import textwrap
 
+from index.terminal import escape_controls, has_controls, visible_controls
+
 from .models import Answer, AnswerGroup, Citation, Passage
+
+__all__ = ["escape_controls", "shown", "shown_answer", "shown_passage", "visible_controls"]
+
+
+def shown(text: str) -> str:
+    """Text as the chat app draws it: control characters replaced one for one by visible ones (offsets hold)."""
+    return visible_controls(text)
+
+
+def shown_passage(p: Passage) -> Passage:
+    """A passage as the chat app shows it (see shown_answer)."""
+    c = p.citation
+    fields = {k: visible_controls(v) for k in ("doc", "title", "date", "author") if (v := getattr(c, k))}
+    if not has_controls(p.text) and not (p.answer and has_controls(p.answer)) \
+            and all(fields[k] == getattr(c, k) for k in fields):
+        return p
+    return p.model_copy(update={"text": visible_controls(p.text),
+                                "answer": visible_controls(p.answer) if p.answer is not None else None,
+                                "citation": c.model_copy(update=fields)})
+
+
+def shown_answer(ans: Answer) -> Answer:
+    """The answer as the chat app shows it: every string from the question or the files through `shown`, each
+    character replaced one for one, so span and sentence offsets still index the passage text."""
+    return ans.model_copy(update={
+        "question": visible_controls(ans.question),
+        "query": visible_controls(ans.query) if ans.query else ans.query,
+        "answer": visible_controls(ans.answer) if ans.answer else ans.answer,
+        "message": visible_controls(ans.message) if ans.message else ans.message,
+        "groups": [g.model_copy(update={"answer": visible_controls(g.answer),
+                                        "docs": [visible_controls(d) for d in g.docs]}) for g in ans.groups],
+        "passages": [shown_passage(p) for p in ans.passages],
+    })
 
 BOLD_YELLOW = "\033[1;33m"
 DIM = "\033[2m"

@@ -23,6 +23,7 @@ from textual.worker import Worker
 from qa import Answer, Passage, QAError, Settings, answer, corpus_path, document_text, open_index
 from qa.followup import Turn as ContextTurn
 from qa.followup import followup_query, index_idf
+from qa.render import shown
 
 from . import state
 from .cards import window_for
@@ -233,8 +234,13 @@ class QAChatApp(App[int]):
 
     # --- status --------------------------------------------------------------------------------------
 
+    def notify(self, message: str, *, title: str = "", **kwargs) -> None:
+        """A toast, its text (file names, errors naming them) with controls replaced by visible characters."""
+        kwargs.setdefault("markup", False)  # a file name is not markup
+        super().notify(shown(message), title=shown(title), **kwargs)
+
     def set_status(self, text: str, kind: str = "busy") -> None:
-        self.status = text
+        self.status = shown(text)  # build warnings name files: nothing raw reaches the terminal
         self.status_state = kind
         if kind == "busy" and self._spinner is None:
             self._spinner = self.set_interval(0.12, self._tick)

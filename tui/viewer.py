@@ -16,7 +16,7 @@ from textual.strip import Strip
 from textual.widgets import Footer, Header, Input, Static
 
 from qa import Passage
-from qa.render import citation_text, line_range
+from qa.render import citation_text, line_range, shown, shown_passage
 
 
 def page_label(passage: Passage) -> str:
@@ -233,8 +233,9 @@ class DocumentScreen(Screen):
     def __init__(self, path: Path, passage: Passage | None = None, text: str | None = None) -> None:
         super().__init__()
         self.path = path
-        self.passage = passage
-        self.text = text if text is not None else path.read_text(encoding="utf-8")
+        # the document and its passage as the app shows them: controls replaced one for one (offsets hold)
+        self.passage = passage if passage is None else shown_passage(passage)
+        self.text = shown(text if text is not None else path.read_text(encoding="utf-8"))
 
     def compose(self):
         yield Header()
@@ -246,7 +247,7 @@ class DocumentScreen(Screen):
             info = Content.assemble((c.doc, "bold $text-primary"), f" · {where} · passage [{p.rank}] highlighted",
                                     (f" · {extra}" if extra else "", "italic $text-muted"))
         else:
-            info = Content.styled(self.path.name, "bold")
+            info = Content.styled(shown(self.path.name), "bold")
         yield Static(info, id="doc-info", markup=False)
         yield DocView(self.text, p, id="doc")
         yield Static("", id="find-status", markup=False)

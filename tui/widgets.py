@@ -11,7 +11,7 @@ from textual.message import Message
 from textual.widgets import Input, LoadingIndicator, Static
 
 from qa import Answer, Passage
-from qa.render import SOURCES_AGREE, SOURCES_DIFFER, agreement, citation_text, line_range
+from qa.render import SOURCES_AGREE, SOURCES_DIFFER, agreement, citation_text, line_range, shown, shown_answer
 
 from .cards import WINDOW_CHARS, PassageView, card_views, sentence, squash, visible_parts
 
@@ -111,7 +111,7 @@ class QuestionBubble(Static):
     """The user's question, as asked, in the log."""
 
     def __init__(self, question: str) -> None:
-        super().__init__(Content.assemble(("❯ ", "bold $accent"), question), markup=False)
+        super().__init__(Content.assemble(("❯ ", "bold $accent"), shown(question)), markup=False)
 
 
 class PassageItem(Vertical, can_focus=True):
@@ -149,10 +149,12 @@ class PassageItem(Vertical, can_focus=True):
             super().__init__()
             self.item = item
 
-    def __init__(self, view: PassageView, tag: tuple[str, str, str] | None = None, closest: bool = False) -> None:
+    def __init__(self, view: PassageView, tag: tuple[str, str, str] | None = None, closest: bool = False,
+                 source: Passage | None = None) -> None:
         super().__init__(classes="closest" if closest else "")
         self.view = view
-        self.passage = view.passage
+        self.passage = view.passage  # as drawn (qa.render.shown_answer)
+        self.source = source or view.passage  # as the index has it: what opening the document looks up
         self.tag = tag
         self.closest = closest
         self._typing = False
@@ -231,7 +233,7 @@ class PassageItem(Vertical, can_focus=True):
 
     def action_open(self) -> None:
         """Open the source; a passage that does not give the answer opens without a highlighted span."""
-        p = self.passage
+        p = self.source
         if not self.view.highlight:
             p = p.model_copy(update={"answer": None, "answer_start": None, "answer_end": None})
         self.post_message(self.Open(p))
@@ -289,7 +291,8 @@ class AnswerCard(Vertical):
 
     def __init__(self, reply: Answer, window: int = WINDOW_CHARS) -> None:
         super().__init__(classes="card answered" if reply.answered else "card abstained")
-        self.reply = reply
+        self.sources = {p.rank: p for p in reply.passages}  # the passages as cited, to open their documents
+        self.reply = reply = shown_answer(reply)  # nothing from a file reaches the terminal raw (index/terminal.py)
         self.window = window  # characters an expanded passage shows around its sentence (less on short screens)
         self.expanded = {reply.passages[0].rank} if reply.passages else set()
         self.border_title = "answer" if reply.answered else "no answer"
@@ -318,7 +321,8 @@ class AnswerCard(Vertical):
                          classes="searched", markup=False)
         tags = self._tags()
         for view in card_views(r, self.expanded, self.window):
-            yield PassageItem(view, tags.get(view.passage.rank), closest=not r.answered)
+            yield PassageItem(view, tags.get(view.passage.rank), closest=not r.answered,
+                              source=self.sources.get(view.passage.rank))
 
     def on_passage_item_toggle(self, message: PassageItem.Toggle) -> None:
         message.stop()
@@ -356,7 +360,7 @@ class PendingCard(Vertical):
 
     def __init__(self, text: str = "searching the documents…", queued: bool = False) -> None:
         super().__init__(classes="card pending queued" if queued else "card pending")
-        self.text = text
+        self.text = shown(text)
 
     def compose(self):
         yield Static(Content.styled(self.text, "italic $text-muted"), classes="pending-text", markup=False)
@@ -368,7 +372,7 @@ class PendingCard(Vertical):
         self.set_text(text)
 
     def set_text(self, text: str) -> None:
-        self.text = text
+        self.text = text = shown(text)
         for widget in self.query(".pending-text").results(Static):
             widget.update(Content.styled(text, "italic $text-muted"))
 
@@ -377,12 +381,12 @@ class NoteCard(Static):
     """A short note in the log: a cancelled question, a reopened conversation."""
 
     def __init__(self, text: str) -> None:
-        super().__init__(Content.styled(text, "italic $text-muted"), classes="card note-card", markup=False)
+        super().__init__(Content.styled(shown(text), "italic $text-muted"), classes="card note-card", markup=False)
 
 
 class ErrorCard(Static):
     """A question that could not be answered because of an error."""
 
     def __init__(self, message: str) -> None:
-        super().__init__(Content.assemble(("error: ", "bold $text-error"), message), classes="card error",
+        super().__init__(Content.assemble(("error: ", "bold $text-error"), shown(message)), classes="card error",
                          markup=False)
