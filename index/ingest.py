@@ -2,8 +2,11 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 import re
-from collections.abc import Iterator
+import stat
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from .models import Document, Span
@@ -20,8 +23,108 @@ class SkippedFile(Exception):
     """A file that is not indexable text; the message says why."""
 
 
-def find_files(paths: list[Path]) -> tuple[Path, list[Path]]:
-    """Expand files and folders (recursively) into text files, and the root citations are relative to."""
+@dataclass
+class IngestOptions:
+    """How the corpus is walked and read (set from qa's Settings by `configure`; the defaults are the safe ones).
+
+    follow_links: a link inside the corpus to a file outside its root is followed (by default it is skipped with a
+    warning: a folder someone else prepared must not make qa read and quote files the user never meant to share).
+    max_text_bytes: a .txt/.md file larger than this is skipped without being read.
+    lock_timeout: seconds to wait for another process's build of the same index before giving up with one line.
+    """
+
+    follow_links: bool = False
+    max_text_bytes: int = 128 << 20
+    lock_timeout: float = 600.0
+
+
+OPTIONS = IngestOptions()
+READ_BLOCK = 1 << 20  # files are read in blocks of this size; binary is sniffed from the first one
+
+
+def configure(**changes) -> IngestOptions:
+    """Set the ingest options for this process (qa.settings.Settings.configure_index); returns the previous ones."""
+    global OPTIONS
+    before = OPTIONS
+    OPTIONS = replace(OPTIONS, **changes)
+    return before
+
+
+Warn = Callable[[str], None]
+
+
+def printable_name(path: str | Path) -> bool:
+    """Whether a path can be a document name: valid UTF-8 (no undecodable bytes) and at most PATH_MAX long."""
+    text = str(path)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return len(os.fsencode(text)) < PATH_MAX
+
+
+PATH_MAX = 4096
+
+
+def _walk(top: Path, warn: Warn | None) -> list[Path]:
+    """Every indexable file under `top` (hidden files and folders left out), links to folders not followed, links
+    to files only when their target is inside `top` (or options.follow_links); what cannot be read is skipped with a
+    warning, never failing the walk."""
+    found: list[Path] = []
+    root = str(top)
+    stack = [root]
+    while stack:
+        folder = stack.pop()
+        try:
+            with os.scandir(folder) as entries:
+                listed = list(entries)
+        except OSError as exc:
+            if warn:
+                warn(f"skipped the folder {_relative(folder, root)}: {exc.strerror or exc}")
+            continue
+        for entry in listed:
+            name = entry.name
+            if name.startswith("."):
+                continue
+            path = entry.path
+            try:
+                if entry.is_dir(follow_symlinks=False):
+                    stack.append(path)
+                    continue
+                if os.path.splitext(name)[1].lower() not in SUFFIXES:
+                    continue
+                if not printable_name(path):
+                    if warn:
+                        warn(f"skipped {_relative(path, root)}: its name is not valid UTF-8 or is too long")
+                    continue
+                if entry.is_symlink():
+                    if not entry.is_file():  # broken, or a link to a folder or a device
+                        continue
+                    target = os.path.realpath(path)
+                    if not OPTIONS.follow_links and os.path.commonpath([target, root]) != root:
+                        if warn:
+                            warn(f"skipped {_relative(path, root)}: a link to a file outside the corpus "
+                                 "(--follow-links or QA_FOLLOW_LINKS=1 follows it)")
+                        continue
+                elif not entry.is_file(follow_symlinks=False):
+                    continue
+            except OSError as exc:
+                if warn:
+                    warn(f"skipped {_relative(path, root)}: {exc.strerror or exc}")
+                continue
+            found.append(Path(path))
+    return found
+
+
+def _relative(path: str, root: str) -> str:
+    return os.path.relpath(path, root) if path.startswith(root) else path
+
+
+def find_files(paths: list[Path], warn: Warn | None = None) -> tuple[Path, list[Path]]:
+    """Expand files and folders (recursively) into text files, and the root citations are relative to.
+
+    One odd file (an undecodable or over-long name, a link leaving the corpus, a folder that cannot be listed) is
+    left out with a warning; only a path the user named that does not exist is an IngestError."""
     if not paths:
         raise IngestError("no corpus path given")
     files: list[Path] = []
@@ -33,15 +136,7 @@ def find_files(paths: list[Path]) -> tuple[Path, list[Path]]:
         p = p.resolve()
         if p.is_dir():
             dirs.append(p)
-            try:
-                found = sorted(
-                    f for f in p.rglob("*")
-                    if f.suffix.lower() in SUFFIXES and f.is_file()
-                    and not any(part.startswith(".") for part in f.relative_to(p).parts)
-                )
-            except OSError as exc:
-                raise IngestError(f"cannot read directory {p}: {exc.strerror}") from None
-            files.extend(found)
+            files.extend(_walk(p, warn))
         elif p.is_file():
             files.append(p)
             dirs.append(p.parent)
@@ -58,15 +153,61 @@ def doc_name(path: Path, root: Path) -> str:
 
 
 def _common_dir(dirs: list[Path]) -> str:
-    import os
-
     return os.path.commonpath([str(d) for d in dirs])
+
+
+def open_regular(path: Path) -> tuple[int, os.stat_result]:
+    """A read-only descriptor of a regular file and its stat, opened without blocking (a FIFO, socket or device
+    swapped in for the file never hangs the build); OSError otherwise (SkippedFile for a file of another kind)."""
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0)
+    fd = os.open(path, flags)
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise SkippedFile("not a regular file (a pipe, socket or device)")
+        if hasattr(os, "set_blocking"):
+            os.set_blocking(fd, True)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd, st
+
+
+def read_bounded(path: Path, limit: int, sniff_binary: bool = True, hasher=None,
+                 keep: bool = True) -> tuple[bytes, os.stat_result]:
+    """The file's bytes (read in blocks), and its stat from the same open file.
+
+    SkippedFile when it is larger than `limit` (checked before reading: a sparse 64 GB file is never read), or, with
+    sniff_binary, when its first block holds NUL bytes and no UTF-16 byte order mark (a sparse file is all NULs).
+    hasher, when given, is fed every block; keep=False reads and hashes without keeping the bytes."""
+    fd, st = open_regular(path)
+    try:
+        if st.st_size > limit:
+            raise SkippedFile(f"too large ({st.st_size >> 20:,} MB; the limit is {limit >> 20:,} MB)")
+        blocks: list[bytes] = []
+        total = 0
+        while True:
+            block = os.read(fd, READ_BLOCK)
+            if not block:
+                break
+            if not total and sniff_binary and b"\x00" in block[:8192] and not block.startswith(_UTF16_BOMS):
+                raise SkippedFile("binary")
+            total += len(block)
+            if total > limit:  # it grew while being read
+                raise SkippedFile(f"too large (more than {limit >> 20:,} MB)")
+            if hasher is not None:
+                hasher.update(block)
+            if keep:
+                blocks.append(block)
+        return b"".join(blocks), st
+    finally:
+        os.close(fd)
 
 
 def read_text(path: Path) -> str:
     """Decode a file keeping newlines as they are; raise SkippedFile for empty, binary or undecodable files."""
     try:
-        data = path.read_bytes()
+        data, _ = read_bounded(path, OPTIONS.max_text_bytes)
     except OSError as exc:
         raise SkippedFile(f"unreadable ({exc.strerror})") from None
     return decode_text(data)

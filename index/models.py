@@ -108,6 +108,13 @@ class SourceFile(BaseModel):
         return bisect.bisect_right(self.pages, start), bisect.bisect_right(self.pages, max(start, end - 1))
 
 
+class FileCheck(BaseModel):
+    """A generation file's size and SHA-256, as written by its build."""
+
+    size: int
+    sha256: str
+
+
 class Manifest(BaseModel):
     """What an index was built from and how; compared against the corpus before every use."""
 
@@ -129,3 +136,6 @@ class Manifest(BaseModel):
     build_seconds: float
     started_ns: int = Field(default=0, description="when the build began (ns since the epoch): files stamped within "
                                                    "the racy window of it are always hashed by the stale check")
+    checks: dict[str, FileCheck] = Field(default_factory=dict, description=(
+        "every other file of the generation: size and SHA-256, verified when it is loaded (indexes written before "
+        "this field have none)"))

@@ -80,8 +80,8 @@ class ChunkStore(Sequence):
         try:
             offsets = np.load(folder / OFFSETS, allow_pickle=False)
             fh = open(folder / CHUNKS, "rb")  # noqa: SIM115 - kept open by the store
-        except (OSError, ValueError) as exc:
-            raise IndexCorrupt(f"chunk records unreadable: {str(exc).splitlines()[0][:120]}") from None
+        except (OSError, ValueError, EOFError) as exc:
+            raise IndexCorrupt(f"chunk records unreadable: {(str(exc).splitlines() or [type(exc).__name__])[0][:120]}") from None
         try:
             check_offsets(offsets, fh, os.fstat(fh.fileno()).st_size, count)
             store = cls(fh, offsets)
@@ -161,3 +161,8 @@ class ChunkWriter:
 
     def offsets(self) -> np.ndarray:
         return np.concatenate(self._ends)
+
+    @property
+    def written(self) -> int:
+        """Bytes written so far (also of a write that failed part way)."""
+        return self._fh.tell()

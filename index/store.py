@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import errno
 import hashlib
 import json
 import os
@@ -31,12 +32,12 @@ import numpy as np
 from pydantic import ValidationError
 
 from . import bm25 as bm25_mod
-from . import dense, formats
+from . import dense, formats, ingest
 from .backend import BM25Ranking, ManifestFiles
 from .chunk import make_chunks
 from .ingest import SkippedFile, clean_document, decode_text, doc_name, find_files, read_text
-from .models import (FORMAT_VERSION, BM25Params, Chunk, ChunkParams, DenseParams, IndexCorrupt, IndexOutdated,
-                     Manifest, SourceFile)
+from .models import (FORMAT_VERSION, BM25Params, Chunk, ChunkParams, DenseParams, FileCheck, IndexCorrupt,
+                     IndexOutdated, Manifest, SourceFile)
 from .formats import Extractor
 from .records import CHUNKS, OFFSETS, ChunkStore, ChunkWriter
 
@@ -170,14 +171,19 @@ def _first_line(exc: BaseException) -> str:
     return (str(exc).splitlines() or [type(exc).__name__])[0][:120]
 
 
-def scan_corpus(paths: list[Path]) -> tuple[Path, list[CorpusFile]]:
-    """The corpus root and its text files with size and mtime (cheap: no reading)."""
-    root, files = find_files(paths)
+def scan_corpus(paths: list[Path], warn: Warn | None = None) -> tuple[Path, list[CorpusFile]]:
+    """The corpus root and its text files with size and mtime (cheap: no reading). A file that cannot be listed or
+    stat'ed is left out (with a warning when warn is given: the build's scan warns, the stale check is silent)."""
+    root, files = find_files(paths, warn)
     out = []
     for p in files:
         try:
             st = p.stat()
-        except OSError:  # removed since it was listed: not part of the corpus any more
+        except FileNotFoundError:  # removed since it was listed: not part of the corpus any more
+            continue
+        except OSError as exc:  # a name too long to open, a link loop: skipped, never the whole corpus
+            if warn:
+                warn(f"skipped {doc_name(p, root)}: {exc.strerror or exc}")
             continue
         doc = doc_name(p, root)
         out.append(CorpusFile(path=p, doc=doc, size=st.st_size, mtime_ns=st.st_mtime_ns, ctime_ns=st.st_ctime_ns,
@@ -248,6 +254,10 @@ def stale_reason(manifest: Manifest, root: Path, files: list[CorpusFile],
             return f"{f.doc} was added"
         if old.size != f.size:
             return f"{f.doc} changed"
+        if old.skipped and not old.sha256:  # skipped unread (unreadable, too large, binary): its stamps decide
+            if old.ctime_ns is None or (old.mtime_ns, old.ctime_ns, old.inode) != (f.mtime_ns, f.ctime_ns, f.inode):
+                return f"{f.doc} changed"
+            continue  # a skipped file that keeps failing is not a change (it was rebuilt on every question)
         if (verify or content_may_differ(old, f, manifest.started_ns)) and old.sha256 != _sha256(f.path):
             return f"{f.doc} changed"
     return None
@@ -292,6 +302,7 @@ def load_index(index_dir: Path) -> Index | None:
     if manifest.format_version != FORMAT_VERSION:
         raise IndexOutdated(f"index format {manifest.format_version} is from another version (this one reads "
                             f"{FORMAT_VERSION})")
+    verify_generation(folder, manifest)
     return _open_generation(folder, manifest)
 
 
@@ -305,8 +316,8 @@ def _open_generation(folder: Path, manifest: Manifest, bm25: bm25_mod.BM25Index 
     if bm25 is None:
         try:
             bm25 = bm25_mod.BM25Index.load(folder, manifest.bm25)
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise IndexCorrupt(_first_line(exc)) from None
+        except (OSError, ValueError, KeyError, TypeError, EOFError) as exc:
+            raise IndexCorrupt(_first_line(exc) or type(exc).__name__) from None
     if bm25.num_docs != n:
         raise IndexCorrupt("chunk count does not match the manifest")
     faiss_file = None
@@ -331,17 +342,33 @@ def _open_generation(folder: Path, manifest: Manifest, bm25: bm25_mod.BM25Index 
 
 # --- writing ---------------------------------------------------------------------------------
 
+class LockTimeout(TimeoutError):
+    """Another process has held the build lock of this index folder for longer than the timeout (an OSError, so
+    qa says "cannot write index at DIR: another build …", exit 1)."""
+
+
 @contextlib.contextmanager
-def build_lock(index_dir: Path) -> Iterator[None]:
-    """Serialise builds of one index folder across processes."""
+def build_lock(index_dir: Path, timeout: float | None = None) -> Iterator[None]:
+    """Serialise builds of one index folder across processes; LockTimeout (one line) after `timeout` seconds
+    (default: ingest.OPTIONS.lock_timeout) of waiting for another build."""
     index_dir.mkdir(parents=True, exist_ok=True)
+    timeout = ingest.OPTIONS.lock_timeout if timeout is None else timeout
     with open(index_dir / ".lock", "a+") as fh:
         try:
             import fcntl
-
-            fcntl.flock(fh, fcntl.LOCK_EX)
         except ImportError:  # not POSIX: no cross-process lock
-            pass
+            fcntl = None
+        if fcntl is not None:
+            deadline = time.monotonic() + timeout
+            while True:
+                try:
+                    fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() >= deadline:
+                        raise LockTimeout(f"another build has held its lock for more than {timeout:g} s; try "
+                                          "again when it is done (QA_LOCK_TIMEOUT sets the wait)") from None
+                    time.sleep(0.05)
         yield
 
 
@@ -366,10 +393,14 @@ def _switch_to(index_dir: Path, generation: Path) -> None:
 
 
 def _prune(index_dir: Path, keep: set[str]) -> None:
-    """Remove superseded generations and leftovers of interrupted builds."""
+    """Remove superseded generations and leftovers of interrupted builds (half-written generations, CURRENT
+    pointers never switched to); runs under the build lock, so no other build is writing them."""
     for child in index_dir.iterdir():
         if child.is_dir() and child.name.startswith(("gen-", ".building-")) and child.name not in keep:
             shutil.rmtree(child, ignore_errors=True)
+        elif child.name.startswith(".CURRENT.") and child.name.endswith(".tmp"):
+            with contextlib.suppress(OSError):
+                child.unlink()
 
 
 @dataclass
@@ -447,18 +478,21 @@ def _write_layer(building: Path, name: str, text: str) -> None:
         fh.write(text)
 
 
-def _read_stable(f: CorpusFile) -> tuple[bytes, os.stat_result]:
-    """The file's bytes and its stat, read again once if it changed while being read.
+def _read_stable(f: CorpusFile, text: bool = True) -> tuple[bytes, str, os.stat_result]:
+    """The file's bytes (text files only: others are hashed and left to the extractor), their SHA-256 and its stat,
+    read again once if it changed while being read; opened without blocking and checked to be a regular file, read
+    in blocks under the size limit of its kind.
 
-    OSError when it vanished or cannot be read; _Unsettled when it kept changing.
+    OSError when it vanished or cannot be read; SkippedFile when it is too large, binary or not a regular file
+    (a FIFO swapped in); _Unsettled when it kept changing.
     """
+    limit = ingest.OPTIONS.max_text_bytes if text else formats.MAX_FILE_BYTES
     for _ in range(2):
-        before = f.path.stat()
-        data = f.path.read_bytes()
+        h = hashlib.sha256()
+        data, before = ingest.read_bounded(f.path, limit, sniff_binary=text, hasher=h, keep=text)
         after = f.path.stat()
-        if (before.st_size, before.st_mtime_ns, before.st_ino) == (after.st_size, after.st_mtime_ns, after.st_ino) \
-                and len(data) == before.st_size:
-            return data, before
+        if (before.st_size, before.st_mtime_ns, before.st_ino) == (after.st_size, after.st_mtime_ns, after.st_ino):
+            return data, h.hexdigest(), before
     raise _Unsettled("it changed while being read")
 
 
@@ -482,17 +516,28 @@ def _collect(files: list[CorpusFile], previous: Previous | None, chunking: Chunk
     skipped_before = ({s.doc: s for s in previous.index.manifest.files
                        if s.skipped and s.format != "text" and s.extractor_version == formats.EXTRACTOR_VERSION}
                       if previous is not None else {})
-    for n, f in enumerate(files, 1):
+    def one(n: int, f: CorpusFile) -> None:
         if progress and f.size >= BIG_FILE:
             progress(f"reading {f.doc} ({f.size / 1e6:.1f} MB)", n - 1, len(files))
+        text_file = formats.format_of(f.path) in (None, "text")
         try:
-            data, st = _read_stable(f)
+            data, sha, st = _read_stable(f, text_file)
+        except SkippedFile as exc:  # too large, binary, not a regular file: recorded, the stamps say when it changes
+            if warn:
+                warn(f"skipped {f.doc}: {exc}")
+            out.sources.append(SourceFile(doc=f.doc, size=f.size, mtime_ns=f.mtime_ns, ctime_ns=f.ctime_ns,
+                                          inode=f.inode, sha256="", skipped=str(exc),
+                                          format=formats.format_of(f.path) or "text",
+                                          extractor_version=None if text_file else formats.EXTRACTOR_VERSION))
+            if progress:
+                progress("reading", n, len(files))
+            return
         except (FileNotFoundError, NotADirectoryError) as exc:  # removed (or its folder replaced) since the scan
             if warn:
                 warn(f"skipped {f.doc}: it could not be read during the build ({exc.strerror or exc})")
             if progress:
                 progress("reading", n, len(files))
-            continue
+            return
         except OSError as exc:  # there but unreadable: recorded, so it is not taken for a new file every time
             if warn:
                 warn(f"skipped {f.doc}: unreadable ({exc.strerror or exc})")
@@ -500,15 +545,14 @@ def _collect(files: list[CorpusFile], previous: Previous | None, chunking: Chunk
                                           inode=f.inode, sha256="", skipped=f"unreadable ({exc.strerror or exc})"))
             if progress:
                 progress("reading", n, len(files))
-            continue
+            return
         except _Unsettled as exc:
             if warn:
                 warn(f"skipped {f.doc}: {exc}; it will be read again next time")
             out.sources.append(SourceFile(doc=f.doc, size=-1, mtime_ns=f.mtime_ns, sha256="", skipped=str(exc)))
             if progress:
                 progress("reading", n, len(files))
-            continue
-        sha = hashlib.sha256(data).hexdigest()
+            return
         stamps = {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "ctime_ns": st.st_ctime_ns, "inode": st.st_ino}
         old = reusable.get(f.doc)
         if old is not None and old[0].format != "text" and old[0].extractor_version != formats.EXTRACTOR_VERSION:
@@ -528,7 +572,7 @@ def _collect(files: list[CorpusFile], previous: Previous | None, chunking: Chunk
             out.count += hi - lo
         else:
             try:
-                if formats.format_of(f.path) in (None, "text"):
+                if text_file:
                     extracted = formats.Extracted(text=decode_text(data), format="text")
                 else:
                     extracted = extractor.read(f.path)
@@ -544,7 +588,7 @@ def _collect(files: list[CorpusFile], previous: Previous | None, chunking: Chunk
                                               **stamps))
                 if progress:
                     progress("reading", n, len(files))
-                continue
+                return
             except (_Unsettled, OSError) as exc:  # changed or removed while the extractor read it
                 reason = str(exc) if isinstance(exc, _Unsettled) else "it could not be read during the build"
                 if warn:
@@ -552,7 +596,7 @@ def _collect(files: list[CorpusFile], previous: Previous | None, chunking: Chunk
                 out.sources.append(SourceFile(doc=f.doc, size=-1, mtime_ns=f.mtime_ns, sha256="", skipped=reason))
                 if progress:
                     progress("reading", n, len(files))
-                continue
+                return
             del data
             document = clean_document(f.doc, extracted.text)
             layer = None
@@ -562,8 +606,9 @@ def _collect(files: list[CorpusFile], previous: Previous | None, chunking: Chunk
                 document = document.model_copy(update={k: getattr(extracted, k) or getattr(document, k)
                                                        for k in ("title", "author", "date")})
             chunks = make_chunks(document, chunking)
+            tokens = [bm25_mod.tokenize(c.search_text) for c in chunks]
             writer.add([c.model_dump() for c in chunks])
-            postings.add_tokens([bm25_mod.tokenize(c.search_text) for c in chunks])
+            postings.add_tokens(tokens)
             out.old_rows.append(np.full(len(chunks), -1, dtype=np.int64))
             out.hashes.append(np.array([c.hash for c in chunks], dtype=HASH_DTYPE))
             out.sources.append(SourceFile(doc=f.doc, sha256=sha, title=document.title, date=document.date,
@@ -574,7 +619,27 @@ def _collect(files: list[CorpusFile], previous: Previous | None, chunking: Chunk
             out.count += len(chunks)
         if progress:
             progress("reading", n, len(files))
+
+    for n, f in enumerate(files, 1):
+        written, sources = writer.written, len(out.sources)
+        try:
+            one(n, f)
+        except Exception as exc:  # noqa: BLE001 - one file never sinks the corpus: any other failure is a skip
+            if writer.written != written or len(out.sources) != sources:  # failed while writing: not the file's fault
+                raise
+            if isinstance(exc, OSError) and exc.errno in _INDEX_WRITE_ERRORS:  # the index folder's disk, not the file
+                raise
+            reason = f"could not be indexed ({type(exc).__name__}: {_first_line(exc)})"
+            if warn:
+                warn(f"skipped {f.doc}: {reason}")
+            out.sources.append(SourceFile(doc=f.doc, size=f.size, mtime_ns=f.mtime_ns, ctime_ns=f.ctime_ns,
+                                          inode=f.inode, sha256="", skipped=reason))
+            if progress:
+                progress("reading", n, len(files))
     return out
+
+
+_INDEX_WRITE_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS}
 
 
 def _concat(parts: list[np.ndarray], dtype) -> np.ndarray:
@@ -652,7 +717,7 @@ def build_index(paths: list[Path], index_dir: Path, chunking: ChunkParams, bm25_
     dense_params = dense_params or DenseParams()
     t0 = time.perf_counter()
     started_ns = time.time_ns()
-    root, files = scan_corpus(paths)
+    root, files = scan_corpus(paths, warn)
     with build_lock(index_dir):
         previous = _load_previous(index_dir, chunking, bm25_params, dense_params.encoder)  # again under the lock
         building = index_dir / f".building-{time.time_ns()}-{os.getpid()}"
@@ -690,8 +755,9 @@ def _write_generation(building: Path, root: Path, files: list[CorpusFile], previ
         records.close()
     np.save(building / ONNX_FLAGS, onnx)
     dense.save_faiss(faiss_index, building / "vectors.faiss")
+    checks = _checksums(building)
     manifest = Manifest(
-        corpus_root=str(root), model_name=dense.MODEL_NAME, model_dim=dense.MODEL_DIM, chunking=chunking,
+        checks=checks, corpus_root=str(root), model_name=dense.MODEL_NAME, model_dim=dense.MODEL_DIM, chunking=chunking,
         bm25=bm25_params, files=collected.sources, num_chunks=collected.count, onnx_vectors=int(onnx.sum()),
         encoder=(dense_params or DenseParams()).encoder,
         dense_index=dense.index_layout(collected.count, dense_params or DenseParams()),
@@ -700,9 +766,63 @@ def _write_generation(building: Path, root: Path, files: list[CorpusFile], previ
     )
     (building / "manifest.json").write_text(manifest.model_dump_json(indent=1), encoding="utf-8")
     _fsync_files(building)
+    _write_verified(building, checks)
     generation = building.parent / building.name.replace(".building-", "gen-", 1)
     os.rename(building, generation)
     return generation, manifest, bm25, faiss_index
+
+
+VERIFIED = ".verified.json"  # the stamps of each file when its checksum last matched: loads compare stamps only
+
+
+def _sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _checksums(folder: Path) -> dict[str, FileCheck]:
+    return {child.name: FileCheck(size=child.stat().st_size, sha256=_sha256_file(child))
+            for child in sorted(folder.iterdir()) if child.is_file() and child.name not in ("manifest.json", VERIFIED)}
+
+
+def _stamp(st: os.stat_result) -> list[int]:
+    return [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]
+
+
+def _write_verified(folder: Path, checks: dict[str, FileCheck]) -> None:
+    stamps = {name: _stamp((folder / name).stat()) for name in checks}
+    with contextlib.suppress(OSError):  # only a cache: without it a load hashes the files again
+        (folder / VERIFIED).write_text(json.dumps(stamps), encoding="utf-8")
+
+
+def verify_generation(folder: Path, manifest: Manifest) -> None:
+    """IndexCorrupt unless every file the manifest lists has its size and checksum. Cheap: a file whose size,
+    mtime, ctime and inode are those it had when its checksum last matched is not read again (any write changes
+    them); only a file touched since is hashed."""
+    if not manifest.checks:
+        return  # written before checksums were
+    try:
+        stamps = json.loads((folder / VERIFIED).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        stamps = {}
+    for name, check in manifest.checks.items():
+        try:
+            st = (folder / name).stat()
+        except OSError:
+            raise IndexCorrupt(f"{name} is missing") from None
+        if st.st_size != check.size:
+            raise IndexCorrupt(f"{name} is {st.st_size} bytes, the manifest says {check.size}")
+        if isinstance(stamps, dict) and stamps.get(name) == _stamp(st):
+            continue
+        try:
+            digest = _sha256_file(folder / name)
+        except OSError as exc:
+            raise IndexCorrupt(f"{name} unreadable ({exc.strerror or exc})") from None
+        if digest != check.sha256:
+            raise IndexCorrupt(f"{name} does not match its checksum (damaged since it was written)")
 
 
 def nothing_to_search(manifest: Manifest) -> str | None:

@@ -29,7 +29,13 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--index-dir", type=Path, metavar="DIR", help="where the index lives (env QA_INDEX_DIR)")
     p.add_argument("--mode", choices=["bm25", "dense", "hybrid"], help="retrieval mode (default: hybrid)")
     p.add_argument("--no-rerank", action="store_true", help="skip the cross-encoder reranker")
+    _links_option(p)
     _backend_options(p)
+
+
+def _links_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--follow-links", action="store_true", default=None,
+                   help="follow links to files outside the corpus folder (default: skip them; env QA_FOLLOW_LINKS)")
 
 
 def _backend_options(p: argparse.ArgumentParser) -> None:
@@ -61,6 +67,7 @@ def build_parser() -> ArgParser:
     idx.add_argument("--force", action="store_true", help="rebuild even when up to date")
     idx.add_argument("--verify", action="store_true",
                      help="compare every file's content, not only those whose size or stamps changed")
+    _links_option(idx)
     _backend_options(idx)
 
     ev = sub.add_parser("eval", help="score answers against a gold question set")
@@ -81,6 +88,7 @@ def build_parser() -> ArgParser:
     text.add_argument("doc", help="the document as citations name it (path relative to the corpus root)")
     text.add_argument("--corpus", type=Path, action="append", metavar="DIR")
     text.add_argument("--index-dir", type=Path, metavar="DIR")
+    _links_option(text)
     return parser
 
 
@@ -111,6 +119,8 @@ def settings_from(args: argparse.Namespace, **extra):
         overrides["milvus_collection"] = args.milvus_collection
     if getattr(args, "no_rerank", False):
         overrides["rerank"] = False
+    if getattr(args, "follow_links", None):
+        overrides["follow_links"] = True
     if getattr(args, "top_k", None) is not None:
         if args.top_k < 1:
             raise UsageError("--top-k must be at least 1")
@@ -118,10 +128,12 @@ def settings_from(args: argparse.Namespace, **extra):
     from pydantic import ValidationError
 
     try:
-        return Settings(**overrides)
+        settings = Settings(**overrides)
     except ValidationError as exc:
         err = exc.errors()[0]
         raise UsageError(f"bad setting {'.'.join(map(str, err['loc']))}: {err['msg']}") from None
+    settings.configure_index()
+    return settings
 
 
 class StderrProgress:
@@ -222,10 +234,40 @@ def safe_for_terminal(ans):
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
-def stdin_questions(stream, report) -> Iterator[str]:
+def _bounded_lines(stream, max_bytes: int | None) -> Iterator[str | bytes]:
+    """The stream's lines, each at most max_bytes long: the rest of a longer line is read and dropped a block at a
+    time (a file piped in by mistake is not held whole)."""
+    if max_bytes is None or not hasattr(stream, "readline"):
+        yield from stream
+        return
+    while True:
+        line = stream.readline(max_bytes)
+        if not line:
+            return
+        if len(line) == max_bytes and not line.endswith(b"\n" if isinstance(line, bytes) else "\n"):
+            while True:  # drop the rest of the line
+                rest = stream.readline(1 << 16)
+                if not rest or rest.endswith(b"\n" if isinstance(rest, bytes) else "\n"):
+                    break
+            if isinstance(line, bytes):  # a character cut at the limit is dropped, not reported as a bad byte
+                line = line[:len(line) - _partial_utf8_tail(line)]
+        yield line
+
+
+def _partial_utf8_tail(data: bytes) -> int:
+    """How many bytes at the end of data start a UTF-8 character they do not finish."""
+    for k in range(1, min(4, len(data)) + 1):
+        b = data[-k]
+        if b & 0xC0 != 0x80:  # a lead byte (or ASCII): does the character it starts fit in k bytes?
+            need = 1 if b < 0x80 else 2 if b >> 5 == 0b110 else 3 if b >> 4 == 0b1110 else 4 if b >> 3 == 0b11110 else 1
+            return k if need > k else 0
+    return 0
+
+
+def stdin_questions(stream, report, max_bytes: int | None = None) -> Iterator[str]:
     """Each stdin line as text, stripped, whatever its bytes: invalid UTF-8 becomes U+FFFD and report(n) names the
-    line (a bad byte never ends the batch)."""
-    for n, raw in enumerate(stream, 1):
+    line (a bad byte never ends the batch); with max_bytes, a longer line is cut there while it is read."""
+    for n, raw in enumerate(_bounded_lines(stream, max_bytes), 1):
         if isinstance(raw, str):  # a text stream: undecodable bytes may sit in it as lone surrogates
             text = raw
             if _SURROGATE.search(text):
@@ -281,6 +323,15 @@ def cmd_ask(args: argparse.Namespace) -> int:
             warn(f"a question of {len(q.split())} words was shortened to {len(fitted.split())} to fit the reranker "
                  f"(its start and its content words are kept); this is said once")
 
+    def bounded(q: str) -> str:
+        """A question cut to max_question_chars before anything reads it (memory per question is bounded)."""
+        limit = settings.max_question_chars
+        if len(q) <= limit:
+            return q
+        warn(f"a question longer than {limit:,} characters was cut to its first {limit:,} (QA_MAX_QUESTION_CHARS "
+             "sets the limit)")
+        return q[:limit].strip()
+
     def fail(q: str, error: str) -> None:
         out = AnswerError(question=q, error=error)
         print(out.model_dump_json() if args.json else f"Q: {escape_controls(q)}\nerror: {escape_controls(error)}",
@@ -294,6 +345,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
         ask = conversation.ask
 
     def emit(q: str) -> bool:
+        q = bounded(q)
         try:
             ans = ask(q)
             note_long(q)
@@ -319,7 +371,8 @@ def cmd_ask(args: argparse.Namespace) -> int:
 
     failed = total = 0
     first = True
-    lines = stdin_questions(getattr(sys.stdin, "buffer", sys.stdin), bad_bytes)
+    lines = stdin_questions(getattr(sys.stdin, "buffer", sys.stdin), bad_bytes,
+                            max_bytes=4 * settings.max_question_chars + 4)
     if args.conversation:
         def turns(lines):
             for q in lines:

@@ -111,6 +111,14 @@ class Settings(BaseModel):
     hnsw_ef_construction: int = Field(default=80, ge=8, description="HNSW candidate list while linking (build)")
     hnsw_ef_search: int = Field(default=512, ge=8, description="HNSW candidate list per query (stored in the index; "
                                                             "512: recall@10 0.991 at 1M vectors, 1 ms)")
+    follow_links: bool = Field(default=False, description="follow links inside the corpus to files outside its "
+                               "folder (by default they are skipped with a warning)")
+    max_text_mb: float = Field(default=128, gt=0, description="a .txt/.md file larger than this (MB) is skipped "
+                               "without being read")
+    lock_timeout: float = Field(default=600, ge=0, description="seconds to wait for another process's build of the "
+                                "same index before giving up")
+    max_question_chars: int = Field(default=20_000, ge=16, description="a longer question is cut to this many "
+                                    "characters, with a warning, before anything else reads it")
 
     @model_validator(mode="before")
     @classmethod
@@ -146,6 +154,14 @@ class Settings(BaseModel):
     def retrieval(self) -> RetrievalParams:
         return RetrievalParams(mode=self.mode, candidates=self.candidates, fusion=self.fusion,
                                dense_weight=self.dense_weight, rrf_k=self.rrf_k, query_encoder=self.query_encoder)
+
+    def configure_index(self) -> None:
+        """Hand the ingest knobs (links, file size limit, lock wait) to the index package for this process: the
+        build and the stale check of every later open_index walk and read the corpus by them."""
+        from index.ingest import configure
+
+        configure(follow_links=self.follow_links, max_text_bytes=int(self.max_text_mb * (1 << 20)),
+                  lock_timeout=self.lock_timeout)
 
     def resolved_index_dir(self) -> Path:
         """The index folder: explicit, or one per corpus (keyed by its absolute paths) in the user cache."""

@@ -4,6 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
+import os
+import threading
+import time
+import tracemalloc
 from pathlib import Path
 
 import pytest
@@ -154,3 +159,302 @@ def test_the_source_viewer_shows_a_document_with_controls_visibly(tmp_path):
     path.write_text(DOC, encoding="utf-8")
     screen = DocumentScreen(Path(path))
     assert _raw_controls(screen.text) == [] and "␛]52;c;" in screen.text
+
+
+# --- no file sinks the corpus ------------------------------------------------------------------------------
+
+@pytest.fixture
+def ingest_options():
+    """Restore the process's ingest options after a test that changes them."""
+    import index.ingest
+
+    before = index.ingest.OPTIONS
+    yield index.ingest.configure
+    index.ingest.OPTIONS = before
+
+
+def _build(corpus: Path, tmp_path: Path, progress=None):
+    from index.store import build_index
+
+    s = Settings(corpus=[corpus], index_dir=tmp_path / "index")
+    warnings: list[str] = []
+    index, _ = build_index(s.corpus, s.resolved_index_dir(), s.chunking, s.bm25, progress, warnings.append)
+    return index, warnings, s
+
+
+def _not_stale(index, s: Settings) -> bool:
+    from index.store import scan_corpus, stale_reason
+
+    root, files = scan_corpus(s.corpus)
+    return stale_reason(index.manifest, root, files, s.chunking, s.bm25) is None
+
+
+def test_a_file_name_with_invalid_utf8_is_skipped_and_shown_escaped(tmp_path, capsys):
+    from qa.cli import main
+
+    corpus = write_corpus(tmp_path / "corpus", SMALL_CORPUS)
+    with open(os.fsencode(corpus) + b"/bad\xff\xfename.txt", "wb") as fh:
+        fh.write(b"A file whose name is not UTF-8.\n")
+    code = main(["index", str(corpus), "--index-dir", str(tmp_path / "index")])
+    out, err = capsys.readouterr()
+    assert code == 0, err  # before: every build failed with UnicodeEncodeError (surrogates not allowed)
+    assert "skipped bad\\xff\\xfename.txt: its name is not valid UTF-8" in err
+    assert out.startswith("built: 2 files")
+
+
+def test_a_path_longer_than_path_max_is_skipped_and_the_rest_is_indexed(tmp_path):
+    corpus = write_corpus(tmp_path / "corpus", SMALL_CORPUS)
+    fd = os.open(corpus, os.O_RDONLY)
+    try:
+        for _ in range(18):
+            os.mkdir("d" * 250, dir_fd=fd)
+            nxt = os.open("d" * 250, os.O_RDONLY, dir_fd=fd)
+            os.close(fd)
+            fd = nxt
+        made = os.open("deep.txt", os.O_CREAT | os.O_WRONLY, 0o644, dir_fd=fd)
+        os.write(made, b"Too deep to open by its path.\n")
+        os.close(made)
+    finally:
+        os.close(fd)
+    index, warnings, s = _build(corpus, tmp_path)  # before: the whole corpus failed ("File name too long")
+    assert sorted(f.doc for f in index.manifest.files) == ["energy.md", "notes/minerals.txt"]
+    assert any("File name too long" in w for w in warnings)
+    assert _not_stale(index, s)
+
+
+def test_any_error_reading_one_file_skips_that_file_only(tmp_path, monkeypatch):
+    import index.store
+
+    real = index.store.clean_document
+
+    def failing(doc, text):
+        if doc == "energy.md":
+            raise MemoryError("out of memory")
+        return real(doc, text)
+
+    monkeypatch.setattr(index.store, "clean_document", failing)
+    corpus = write_corpus(tmp_path / "corpus", SMALL_CORPUS)
+    index_, warnings, _ = _build(corpus, tmp_path)
+    assert index_.source("energy.md").skipped == "could not be indexed (MemoryError: out of memory)"
+    assert index_.source("notes/minerals.txt").skipped is None and index_.manifest.num_chunks > 0
+    assert "skipped energy.md: could not be indexed (MemoryError: out of memory)" in warnings
+
+
+# --- no hang ----------------------------------------------------------------------------------------------
+
+def test_a_file_swapped_for_a_fifo_during_the_build_is_skipped_without_hanging(tmp_path):
+    corpus = write_corpus(tmp_path / "corpus", SMALL_CORPUS)
+    victim = corpus / "notes/minerals.txt"
+
+    def swap(stage, done, total):
+        if stage == "reading" and done == 1 and victim.is_file():
+            victim.unlink()
+            os.mkfifo(victim)  # nobody ever writes to it: a blocking open would wait forever
+
+    result = {}
+    worker = threading.Thread(target=lambda: result.update(built=_build(corpus, tmp_path, swap)), daemon=True)
+    worker.start()
+    worker.join(120)
+    assert not worker.is_alive(), "the build hangs on the FIFO"
+    index, warnings, _ = result["built"]
+    assert index.source("notes/minerals.txt").skipped.startswith("not a regular file")
+    assert index.source("energy.md").skipped is None
+
+
+def test_a_build_waiting_for_the_lock_gives_up_with_one_line(tmp_path, capsys, monkeypatch):
+    import fcntl
+
+    from qa.cli import main
+
+    corpus = write_corpus(tmp_path / "corpus", SMALL_CORPUS)
+    index_dir = tmp_path / "index"
+    index_dir.mkdir()
+    monkeypatch.setenv("QA_LOCK_TIMEOUT", "0.3")
+    with open(index_dir / ".lock", "a+") as held:  # another build holds it (a FIFO-stuck one, before the fix)
+        fcntl.flock(held, fcntl.LOCK_EX)
+        t0 = time.monotonic()
+        code = main(["index", str(corpus), "--index-dir", str(index_dir)])
+        waited = time.monotonic() - t0
+    _, err = capsys.readouterr()
+    assert code == 1 and waited < 30
+    last = err.splitlines()[-1]
+    assert last.startswith("qa: error: cannot write index at") and "another build has held its lock" in last
+    assert all(line.startswith("qa: ") for line in err.splitlines())  # no traceback
+
+
+# --- bounded memory per file --------------------------------------------------------------------------------
+
+def _peak_bytes(fn) -> int:
+    tracemalloc.start()
+    try:
+        fn()
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def test_sparse_and_oversized_files_are_skipped_without_reading_them(tmp_path):
+    from bench.hostile import sparse
+    from index.ingest import SkippedFile, read_text
+
+    big = sparse(tmp_path / "sparse-64g.txt", 64 << 30)
+    with pytest.raises(SkippedFile, match="too large"):  # before: MemoryError, and every later qa ask failed too
+        read_text(big)
+    nuls = sparse(tmp_path / "sparse-100m.txt", 100 << 20)  # under the size limit: binary from its first block
+
+    def read():
+        with pytest.raises(SkippedFile, match="binary"):
+            read_text(nuls)
+
+    assert _peak_bytes(read) < 8 << 20  # before: all 100 MB were read first
+
+
+def test_a_corpus_with_sparse_files_builds_and_they_are_not_changes(tmp_path):
+    from bench.hostile import sparse
+
+    corpus = write_corpus(tmp_path / "corpus", SMALL_CORPUS)
+    sparse(corpus / "sparse-4g.txt", 4 << 30)
+    sparse(corpus / "huge.pdf", 3 << 30)
+    index, warnings, s = _build(corpus, tmp_path)
+    assert index.source("sparse-4g.txt").skipped.startswith("too large")
+    assert index.source("huge.pdf").skipped.startswith("too large")
+    assert index.manifest.num_chunks > 0
+    assert _not_stale(index, s)  # a skipped file that keeps failing does not rebuild the index on every question
+
+
+def test_a_zip_member_that_inflates_past_its_declared_size_is_refused_by_streaming(tmp_path):
+    from bench.hostile import docx_bomb
+    from index import formats
+    from index.ingest import SkippedFile
+
+    bomb = docx_bomb(tmp_path / "bomb.docx", inflated=64 << 20, declared=500_000)
+
+    def read():
+        with pytest.raises(SkippedFile, match="corrupt DOCX|zip bomb"):
+            formats.extract(bomb)
+
+    assert _peak_bytes(read) < 16 << 20  # before: the member was inflated whole (64 MB here, 2 GB in the audit)
+
+
+# --- symlinks -------------------------------------------------------------------------------------------------
+
+def test_links_leaving_the_corpus_are_skipped_unless_asked_for(tmp_path, ingest_options):
+    corpus = write_corpus(tmp_path / "corpus", SMALL_CORPUS)
+    secret = tmp_path / "secret.txt"
+    secret.write_text("The vault code is 4711 and nobody shares it.\n", encoding="utf-8")
+    (corpus / "out.txt").symlink_to(secret)
+    (corpus / "in.txt").symlink_to(corpus / "energy.md")
+    index, warnings, s = _build(corpus, tmp_path)
+    docs = {f.doc for f in index.manifest.files}
+    assert "out.txt" not in docs and "in.txt" in docs  # a link inside the corpus is still followed
+    assert any(w.startswith("skipped out.txt: a link to a file outside the corpus") for w in warnings)
+    assert _not_stale(index, s)
+    ingest_options(follow_links=True)
+    assert not _not_stale(index, s)  # asking for links changes the corpus
+    index, _, _ = _build(corpus, tmp_path)
+    assert index.source("out.txt").skipped is None
+
+
+def test_follow_links_is_a_setting_and_an_option(tmp_path, ingest_options, monkeypatch):
+    import index.ingest
+    from qa.cli import build_parser, settings_from
+
+    settings_from(build_parser().parse_args(["index", "--follow-links"]))
+    assert index.ingest.OPTIONS.follow_links is True
+    monkeypatch.setenv("QA_FOLLOW_LINKS", "0")
+    settings_from(build_parser().parse_args(["index"]))
+    assert index.ingest.OPTIONS.follow_links is False
+
+
+# --- bounded questions ----------------------------------------------------------------------------------------
+
+class _EndlessLine:
+    """A stdin whose first line is `size` bytes long, produced as it is read (never held whole here)."""
+
+    def __init__(self, size: int) -> None:
+        self.left = size
+        self.after = [b"second question?\n"]
+
+    def readline(self, limit: int = -1) -> bytes:
+        if self.left:
+            n = min(self.left, limit if limit > 0 else self.left)
+            self.left -= n
+            return b"a" * n + (b"\n" if not self.left else b"")
+        return self.after.pop(0) if self.after else b""
+
+
+def test_a_20_mb_stdin_line_is_cut_while_read(tmp_path):
+    from qa.cli import stdin_questions
+
+    def read():
+        return list(stdin_questions(_EndlessLine(20 << 20), lambda n: None, max_bytes=8004))
+
+    lines = read()
+    assert [len(q) for q in lines] == [8004, 16] and lines[1] == "second question?"
+    assert _peak_bytes(read) < 1 << 20  # before: the whole 20 MB line, then ~230 times that while answering
+
+
+def test_a_long_question_is_cut_with_a_warning_and_answered(tmp_path, capsys):
+    from qa.cli import main
+
+    corpus = write_corpus(tmp_path / "corpus", SMALL_CORPUS)
+    question = "what did the minerals deal give the U.S.? " + "filler words " * 2_000
+    code = main(["ask", "--corpus", str(corpus), "--index-dir", str(tmp_path / "index"), "--mode", "bm25",
+                 "--no-rerank", "--json", question])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert "a question longer than 20,000 characters was cut to its first 20,000" in err
+    assert len(json.loads(out)["question"]) <= 20_000
+
+
+# --- an index that checks itself --------------------------------------------------------------------------------
+
+def _damage(path: Path, how: str) -> None:
+    data = path.read_bytes()
+    if how == "truncate":
+        path.write_bytes(b"")
+    elif how == "zero":
+        path.write_bytes(b"\x00" * len(data))
+    else:  # one flipped byte in the middle, the size kept ("85,000" -> "95,000")
+        i = data.find(b"85,000") if b"85,000" in data else len(data) // 2
+        with open(path, "r+b") as fh:
+            fh.seek(i)
+            fh.write(bytes([data[i] ^ 0x0C]))
+
+
+def test_every_damaged_index_file_means_a_rebuild_with_a_warning_never_an_error(tmp_path):
+    from conftest import assert_citations_exact, current_generation
+
+    from qa import answer, open_index
+
+    corpus = write_corpus(tmp_path / "corpus", {**SMALL_CORPUS, "cap.txt": "Istanbul 2022 proposed a cap of 85,000 "
+                                                "troops for the army.\n"})
+    s = Settings(corpus=[corpus], index_dir=tmp_path / "index", mode="bm25", rerank=False)
+    open_index(s)
+    names = sorted(p.name for p in current_generation(s.index_dir).iterdir()
+                   if p.is_file() and not p.name.startswith(".") and p.name != "manifest.json")
+    assert {"chunks.jsonl", "chunk_offsets.npy", "vectors.faiss", "bm25_tfs.npy"} <= set(names)
+    for k, name in enumerate(names):
+        how = ("truncate", "zero", "flip")[k % 3]
+        before = current_generation(s.index_dir)
+        _damage(before / name, how)
+        warnings: list[str] = []
+        index = open_index(s, warn=warnings.append)  # before: EOFError on every call, or a flip went unnoticed
+        assert index.folder != before, (name, how)
+        assert any("is corrupt" in w and "rebuilding" in w for w in warnings), (name, how, warnings)
+        ans = answer("what cap did Istanbul 2022 propose?", index, s)
+        assert ans.passages and "85,000" in ans.passages[0].text
+        assert_citations_exact(ans, corpus)
+
+
+def test_the_next_build_prunes_leftovers_of_killed_builds(tmp_path):
+    corpus = write_corpus(tmp_path / "corpus", SMALL_CORPUS)
+    _, _, s = _build(corpus, tmp_path)
+    leftovers = [s.index_dir / ".CURRENT.4242.tmp", s.index_dir / "gen-1-4242", s.index_dir / ".building-2-4242"]
+    leftovers[0].write_text("{}", encoding="utf-8")
+    for folder in leftovers[1:]:
+        folder.mkdir()
+        (folder / "chunks.jsonl").write_bytes(b"x" * 1000)
+    (corpus / "new.txt").write_text("A new file makes the next build.\n", encoding="utf-8")
+    _build(corpus, tmp_path)
+    assert not any(p.exists() for p in leftovers)

@@ -42,18 +42,19 @@ def test_a_file_deleted_during_the_build_is_skipped_with_a_warning(small_corpus,
 
 
 def test_a_file_that_keeps_changing_while_read_is_skipped_and_read_next_time(small_corpus, tmp_path, monkeypatch):
+    import index.ingest
     import index.store as store
 
-    real_read_bytes = Path.read_bytes
+    real_read = index.ingest.read_bounded
 
-    def appended_while_read(self):
-        data = real_read_bytes(self)
-        if self.name == "energy.md":  # a writer appends to it during every read
-            with open(self, "a", encoding="utf-8") as fh:
+    def appended_while_read(path, *args, **kwargs):
+        read = real_read(path, *args, **kwargs)
+        if path.name == "energy.md":  # a writer appends to it during every read
+            with open(path, "a", encoding="utf-8") as fh:
                 fh.write("More news.\n")
-        return data
+        return read
 
-    monkeypatch.setattr(Path, "read_bytes", appended_while_read)
+    monkeypatch.setattr(index.ingest, "read_bounded", appended_while_read)
     warnings = []
     s = _settings(small_corpus, tmp_path)
     index, _ = store.build_index(s.corpus, s.resolved_index_dir(), s.chunking, s.bm25, None, warnings.append)

@@ -286,10 +286,10 @@ def test_loading_parses_no_records_but_the_first_and_last(built, monkeypatch):
 def test_a_damaged_record_is_reported_as_index_corrupt_when_read(seed_index, tmp_path):
     index_dir = copy_index(seed_index.folder.parent, tmp_path / "index")
     path = current_generation(index_dir) / "chunks.jsonl"
+    damaged = load_index(index_dir)  # damaged after it was loaded (at load, the manifest's checksum catches it)
     lines = path.read_bytes().split(b"\n")
     lines[5] = b"#" * len(lines[5])  # same size, newlines in place: only reading record 5 can notice
     path.write_bytes(b"\n".join(lines))
-    damaged = load_index(index_dir)
     assert damaged.records[4] == seed_index.records[4]
     with pytest.raises(IndexCorrupt, match="record 5"):
         damaged.records[5]

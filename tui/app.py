@@ -623,6 +623,7 @@ class QAChatApp(App[int]):
 
 def run_app(settings: Settings) -> int:
     """Run the chat app until the user quits; the exit code for `qa chat`."""
+    settings.configure_index()
     app = QAChatApp(settings)
     result = app.run()
     return result if isinstance(result, int) else (app.return_code or 0)

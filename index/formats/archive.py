@@ -39,11 +39,36 @@ def open_zip(path: Path, what: str) -> zipfile.ZipFile:
     return z
 
 
+READ_BLOCK = 1 << 16
+
+
 def read_member(z: zipfile.ZipFile, name: str, what: str) -> bytes:
-    """One member's bytes (its size was checked by open_zip; zipfile stops at the declared size)."""
+    """One member's bytes, inflated by streaming a block at a time: what it declares is never trusted, so a member
+    that inflates past its declared size, past MAX_UNZIPPED_BYTES for the whole archive, or (past 1 MB) more than
+    MAX_RATIO times its compressed size is refused as soon as it does, holding at most one block more."""
     try:
-        return z.read(name)
+        info = z.getinfo(name)
     except KeyError:
         raise SkippedFile(f"not {_a(what)} ({name} is missing)") from None
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
+    inflated = getattr(z, "_qa_inflated", 0)
+    blocks: list[bytes] = []
+    size = 0
+    try:
+        with z.open(info) as member:
+            while True:
+                block = member.read(READ_BLOCK)
+                if not block:
+                    break
+                size += len(block)
+                if inflated + size > MAX_UNZIPPED_BYTES:
+                    raise SkippedFile(f"expands past {MAX_UNZIPPED_BYTES >> 20} MB (a zip bomb? the limit is "
+                                      f"{MAX_UNZIPPED_BYTES >> 20} MB)")
+                if size > (1 << 20) and size > MAX_RATIO * max(1, info.compress_size):
+                    raise SkippedFile(f"{name} is compressed more than {MAX_RATIO} to 1 (a zip bomb?)")
+                if size > info.file_size:
+                    raise SkippedFile(f"corrupt {what} ({name} inflates past its declared size)")
+                blocks.append(block)
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplementedError, RuntimeError) as exc:
         raise SkippedFile(f"corrupt {what} ({name}: {exc})") from None
+    z._qa_inflated = inflated + size
+    return b"".join(blocks)

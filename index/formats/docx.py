@@ -57,10 +57,9 @@ def _blocks(body) -> list[str]:
 
 
 def _core(z) -> dict[str, str | None]:
-    try:
-        data = z.read("docProps/core.xml")
-    except KeyError:
+    if "docProps/core.xml" not in z.NameToInfo:
         return {}
+    data = read_member(z, "docProps/core.xml", "DOCX")
     root = _xml(data, "docProps/core.xml")
     ns = {"dc": "http://purl.org/dc/elements/1.1/", "dcterms": "http://purl.org/dc/terms/"}
 
