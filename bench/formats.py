@@ -2,6 +2,7 @@
 
     python -m bench.formats                    # ~3 min on 2 cores: two indexes, two `qa eval` runs
     python -m bench.formats --speed-only       # extraction speed alone (seconds)
+    python -m bench.formats --pdf-timing       # PDF reading time against pages and lines per page (~1 min)
 
 The five seeds become 000.html (in news-site boilerplate), 001.docx (with a table), 002.md, 003.pdf (running
 header, page numbers) and 004.txt (bench/make_formats.py). The gold file's document names are mapped by stem
@@ -96,13 +97,68 @@ def extraction_speed(work: Path, repeats: int = 3) -> dict[str, dict]:
     return out
 
 
+SENTENCE = ("the negotiators met again in istanbul on the third day and the delegation agreed to report every "
+            "figure to the capital before the next round of talks began in earnest, ")  # lower case: every page
+#                                                           continues the paragraph of the page before
+
+
+def make_flowing_pdf(out: Path, pages: int, lines_per_page: int = 50, font_size: float = 10.0) -> Path:
+    """A PDF of `pages` pages of one paragraph flowing from page to page (no blank line, no page ends a sentence):
+    the case whose layout was quadratic in pages. With many lines on a tall page: the dense-page case."""
+    from reportlab.pdfgen import canvas
+
+    leading = font_size * 1.2
+    height = max(792.0, 72 + lines_per_page * leading + 72)
+    c = canvas.Canvas(str(out), pagesize=(612, height))
+    words = SENTENCE.split()
+    k = 0
+    for _ in range(pages):
+        c.setFont("Helvetica", font_size)
+        y = height - 72
+        for _ in range(lines_per_page):
+            line = []
+            while len(" ".join(line)) < 80:
+                line.append(words[k % len(words)])
+                k += 1
+            c.drawString(72, y, " ".join(line))
+            y -= leading
+        c.showPage()
+    c.save()
+    return out
+
+
+def pdf_timing(work: Path) -> list[dict]:
+    """Seconds `index.formats.extract` takes on flowing PDFs of 100, 400 and 1,600 pages and on one dense page of
+    5,000 and 10,000 lines (wall time, in-process)."""
+    from index import formats
+
+    rows = []
+    for pages, lines in ((100, 50), (400, 50), (1600, 50), (1, 5000), (1, 10000)):
+        path = make_flowing_pdf(work / f"flow-{pages}-{lines}.pdf", pages, lines)
+        t0 = time.perf_counter()
+        text = formats.extract(path).text
+        rows.append({"pages": pages, "lines_per_page": lines, "seconds": round(time.perf_counter() - t0, 2),
+                     "chars": len(text)})
+        print(f"  {pages:5} pages x {lines:6,} lines: {rows[-1]['seconds']:7.2f} s ({len(text):,} characters)",
+              flush=True)
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.formats", description=__doc__.splitlines()[0])
     parser.add_argument("--gold", type=Path, default=SEEDS_DIR / "gold.jsonl")
     parser.add_argument("--speed-only", action="store_true")
     parser.add_argument("--out", type=Path, help="write the figures as JSON here")
+    parser.add_argument("--pdf-timing", action="store_true", help="PDF reading time against pages and lines only")
     args = parser.parse_args(argv)
     results: dict = {}
+    if args.pdf_timing:
+        with tempfile.TemporaryDirectory(prefix="qa-pdf-timing-") as tmp:
+            print("PDF reading time (formats.extract, wall):")
+            results["pdf_timing"] = pdf_timing(Path(tmp))
+        if args.out:
+            args.out.write_text(json.dumps(results, indent=1), encoding="utf-8")
+        return 0
     with tempfile.TemporaryDirectory(prefix="qa-formats-") as tmp:
         work = Path(tmp)
         (work / "speed").mkdir()

@@ -117,7 +117,9 @@ def _walk(top: Path, warn: Warn | None) -> list[Path]:
 
 
 def _relative(path: str, root: str) -> str:
-    return os.path.relpath(path, root) if path.startswith(root) else path
+    """A path as a warning names it: relative to the corpus root, its middle cut when very long."""
+    rel = os.path.relpath(path, root) if path.startswith(root) else path
+    return rel if len(rel) <= 160 else f"{rel[:60]}…{rel[-90:]} ({len(rel):,} characters)"
 
 
 def find_files(paths: list[Path], warn: Warn | None = None) -> tuple[Path, list[Path]]:

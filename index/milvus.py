@@ -38,7 +38,7 @@ LAYER_PIECE = 16_000  # characters of a text layer per meta row (VARCHAR holds a
 TEXT_BYTES = 65_535
 RECORD_CACHE = 20_000  # passage records kept per process (search results fill it)
 TERM_CACHE = 50_000
-KEEP_GENERATIONS = 2  # the current one and the one before it (readers still on it finish their request)
+KEEP_GENERATIONS = 2  # the current one and the one the alias pointed at before (readers still on it finish)
 _SAFE = re.compile(r"[^a-z0-9]")
 # pymilvus pings every 10 s; a gRPC server's default policy (Milvus Lite's) answers pings more often than every
 # 5 minutes without calls with GOAWAY "too_many_pings", and the connection is lost while qa reranks or embeds
@@ -69,6 +69,15 @@ def literal(text: str) -> str:
     return json.dumps(text, ensure_ascii=False)
 
 
+_USERINFO = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*://)[^/@\s]*@")
+_SECRET_PARAM = re.compile(r"([?&](?:token|password|passwd|api_key|apikey|secret)=)[^&#\s]*", re.IGNORECASE)
+
+
+def redact_uri(uri: str) -> str:
+    """A URI as messages show it: user:password@ and token=/password= parameters replaced by ***."""
+    return _SECRET_PARAM.sub(r"\1***", _USERINFO.sub(r"\1***@", uri))
+
+
 def _one_line(exc: BaseException) -> str:
     message = getattr(exc, "message", None) or str(exc) or type(exc).__name__
     return message.splitlines()[0][:200]
@@ -90,12 +99,13 @@ class MilvusStore:
         except ImportError:
             raise BackendUnavailable("the Milvus backend needs pymilvus: pip install -e '.[milvus]'") from None
         _quiet()
-        self.uri = uri
+        self.uri = redact_uri(uri)  # what messages name: never its credentials
         self.alias = collection_name(alias)
         try:
             self.client = MilvusClient(uri=uri, token=token, timeout=timeout, grpc_options=GRPC_OPTIONS)
         except Exception as exc:  # noqa: BLE001 - MilvusException, grpc errors, bad URIs: one line each
-            raise BackendUnavailable(f"cannot reach Milvus at {uri}: {_one_line(exc)}") from None
+            raise BackendUnavailable(f"cannot reach Milvus at {self.uri}: "
+                                     f"{_one_line(exc).replace(uri, self.uri)}") from None
 
     def _call(self, what: str, fn, *args, **kwargs):
         """One request to the server; any failure becomes BackendUnavailable naming the server and the request."""
@@ -233,12 +243,14 @@ class MilvusStore:
             self._call("insert", self.client.insert, collection, batch)
 
     def switch_generation(self, name: str) -> None:
-        """Point the alias at generation `name` in one step, then drop all but the last KEEP_GENERATIONS."""
-        if self.current() is None:
+        """Point the alias at generation `name` in one step, then drop every generation but it and the one the alias
+        pointed at before (readers still on it finish their requests)."""
+        before = self.current()
+        if before is None:
             self._call("create the alias", self.client.create_alias, name, self.alias)
         else:
             self._call("switch the alias", self.client.alter_alias, name, self.alias)
-        self.prune(keep=name)
+        self.prune(keep=name, previous=before)
 
     def generations(self) -> list[str]:
         """This alias's passage collections, oldest first."""
@@ -246,12 +258,16 @@ class MilvusStore:
         found = [n for n in self._call("list collections", self.client.list_collections) if pattern.match(n)]
         return sorted(found, key=lambda n: int(pattern.match(n).group(1)))
 
-    def prune(self, keep: str) -> None:
-        """Drop generations older than the last KEEP_GENERATIONS up to `keep` (and any unfinished newer ones)."""
-        names = self.generations()
-        kept = set(names[:names.index(keep) + 1][-KEEP_GENERATIONS:]) if keep in names else {keep}
+    def prune(self, keep: str, previous: str | None = None) -> None:
+        """Drop this alias's generations but `keep` and `previous` (the one readers may still be on).
+
+        Generations are told apart by what the alias pointed at, never by age: a publish killed part way leaves a
+        half-written generation newer than the live one, and keeping "the last two by time" kept it and dropped the
+        generation readers were on. Half-written ones (never pointed at) are dropped here.
+        """
+        kept = {keep} | ({previous} if previous else set())
         existing = set(self._call("list collections", self.client.list_collections))
-        for n in names:
+        for n in self.generations():
             if n not in kept:
                 for collection in (n, n + "_meta"):
                     if collection in existing:

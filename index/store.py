@@ -754,7 +754,11 @@ def _write_generation(building: Path, root: Path, files: list[CorpusFile], previ
     finally:
         records.close()
     np.save(building / ONNX_FLAGS, onnx)
-    dense.save_faiss(faiss_index, building / "vectors.faiss")
+    try:
+        dense.save_faiss(faiss_index, building / "vectors.faiss")
+    except RuntimeError as exc:  # faiss reports a failed write (a full disk) as RuntimeError with C++ text
+        why = "no space left on device" if "No space left" in str(exc) else _first_line(exc)
+        raise OSError(f"vectors.faiss: {why}") from None
     checks = _checksums(building)
     manifest = Manifest(
         checks=checks, corpus_root=str(root), model_name=dense.MODEL_NAME, model_dim=dense.MODEL_DIM, chunking=chunking,

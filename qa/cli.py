@@ -439,7 +439,7 @@ def cmd_index(args: argparse.Namespace) -> int:
         status = "built" if written else "up to date"
     m = index.manifest
     skipped = [f for f in m.files if f.skipped]
-    where = index_dir if settings.backend == "embedded" else f"{settings.milvus_uri} ({index.collection})"
+    where = index_dir if settings.backend == "embedded" else f"{index.store.uri} ({index.collection})"
     print(f"{status}: {len(m.files) - len(skipped)} files, {m.num_chunks} chunks, {len(skipped)} skipped, "
           f"{seconds:.2f} s → {escape_controls(str(where))}")
     return EXIT_OK

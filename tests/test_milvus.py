@@ -257,3 +257,27 @@ def test_the_embedded_path_never_imports_pymilvus(seed_settings, seed_index):
                           cwd=REPO)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split() == ["True", "False", "False"]
+
+
+@needs_milvus
+def test_a_killed_publish_never_costs_readers_the_live_generation(milvus_uri, small_corpus, tmp_path):
+    """A publish killed after writing its collections (the alias never switched) leaves a generation newer than the
+    live one; the next publish drops it, and keeps the generation readers are on (before: "the last two by time"
+    kept the half-written one and dropped the live one: `collection 'qa_…_g…' does not exist`)."""
+    from index.milvus import MilvusStore
+    from index.store import load_index
+    from qa import Settings, open_index
+
+    settings = Settings(corpus=[small_corpus], index_dir=tmp_path / "killed", backend="milvus", milvus_uri=milvus_uri,
+                        mode="bm25", rerank=False)
+    reader = open_index(settings)  # publishes the first generation; this reader stays on it
+    store = MilvusStore(milvus_uri, settings.resolved_milvus_collection())
+    live = store.current()
+    half = store.write_generation(load_index(settings.resolved_index_dir()))  # then the publish is killed
+    (small_corpus / "zz_new.txt").write_text("The new bridge over the Dnipro opened in May.\n", encoding="utf-8")
+    newer = open_index(settings)  # the next publish
+    names = store.generations()
+    assert live in names and half not in names and store.current() in names and store.current() != live
+    found = reader.bm25_rank(["miner", "deal"], 5).ids  # the old reader keeps answering through the publish
+    assert {reader.extent(int(i))[0] for i in found} >= {"notes/minerals.txt"}
+    assert newer.bm25_rank(["bridg", "dnipro"], 3).ids.size

@@ -21,7 +21,7 @@ MAX_RATIO = 200  # ... and no member of more than 1 MB may be compressed more th
 MAX_TEXT_CHARS = 20_000_000  # a text layer longer than this is refused
 TIMEOUT_SECONDS = 60.0  # per file, in the worker
 MEMORY_BYTES = 3 << 30  # the worker's address-space limit
-EXTRACTOR_VERSION = 1  # raise when a format's text layer changes: indexes re-read (only) their non-text files
+EXTRACTOR_VERSION = 2  # 2: EPUB chapters that are not XML keep their encoding. Raise when a format's text layer changes: indexes re-read (only) their non-text files
 
 __all__ = ["FORMATS", "EXTRACTOR_VERSION", "Extracted", "SkippedFile", "format_of", "extract", "Extractor"]
 

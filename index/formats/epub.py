@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import posixpath
+import re
 from pathlib import Path
 
 from lxml import etree, html as lxml_html
@@ -9,6 +10,7 @@ from lxml import etree, html as lxml_html
 from ..ingest import SkippedFile
 from . import Extracted
 from .archive import open_zip, read_member
+from .html import decode as decode_page
 from .layout import squash
 
 _PARSER = dict(resolve_entities=False, no_network=True, huge_tree=False, load_dtd=False)
@@ -55,12 +57,31 @@ def block_lines(root) -> list[str]:
     return lines
 
 
+_XML_ENCODING = re.compile(rb"""\A\s*<\?xml[^>]*?encoding\s*=\s*["']([A-Za-z0-9._-]{1,40})["']""")
+_XML_DECLARATION = re.compile(r"\A\s*<\?xml[^>]*\?>")
+
+
+def _page_text(data: bytes) -> str:
+    """A page that is not well-formed XML, decoded as its XML declaration says, else as a web page is (UTF-8, its
+    meta charset, cp1252): the HTML parser alone read UTF-8 as Latin-1 ("â\x80®" for U+202E)."""
+    text = None
+    m = _XML_ENCODING.match(data)
+    if m:
+        try:
+            text = data.decode(m.group(1).decode("ascii"), errors="replace")
+        except LookupError:
+            text = None
+    if text is None:
+        text = decode_page(data)
+    return _XML_DECLARATION.sub("", text, count=1)  # lxml refuses a str that declares an encoding
+
+
 def _xml(data: bytes, what: str):
     try:
         return etree.fromstring(data, etree.XMLParser(**_PARSER))
     except etree.XMLSyntaxError:
         try:
-            return lxml_html.fromstring(data)
+            return lxml_html.fromstring(_page_text(data))
         except (etree.ParserError, ValueError) as exc:
             raise SkippedFile(f"corrupt EPUB ({what}: {exc})") from None
 

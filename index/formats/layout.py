@@ -20,20 +20,26 @@ def squash(s: str) -> str:
     return s.replace("\u00ad", "").replace("\x02", "").strip()
 
 
+def hyphen_end(text: str) -> bool:
+    """Whether text ends with a word hyphenated at a line end (a letter, then a hyphen); reads two characters (a
+    search for the pattern anchored at the end tried every position: quadratic when a paragraph grows line by line)."""
+    return bool(_HYPHEN_END.search(text[-2:]))
+
+
 def join_lines(lines: list[str]) -> str:
-    """Lines of one paragraph as one line; a word hyphenated across a line end is joined back."""
-    out = ""
+    """Lines of one paragraph as one line; a word hyphenated across a line end is joined back. Linear in the
+    paragraph's length."""
+    pieces: list[str] = []
     for raw in lines:
         line = squash(raw)
         if not line:
             continue
-        if not out:
-            out = line
-        elif _HYPHEN_END.search(out) and line[:1].islower():
-            out = out[:-1] + line
-        else:
-            out += " " + line
-    return squash(out)
+        if pieces and hyphen_end(pieces[-1]) and line[:1].islower():
+            pieces[-1] = pieces[-1][:-1]
+        elif pieces:
+            pieces.append(" ")
+        pieces.append(line)
+    return squash("".join(pieces))
 
 
 def is_page_number(line: str) -> bool:
