@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from bench.reader_squad import SQUAD2_DIR, squad2_score
-from qa.confidence import FEATURES, MODEL_FILE, fit_logistic, reliability
+from qa.confidence import FEATURE_SIGNS, FEATURES, MODEL_FILE, fit_logistic, reliability
 from qa.evaluate import contains_answer
 
 FIT_ARTICLES = 17  # Normans ... Pharmacy: calibration and thresholds; the other 18 are reported on
@@ -80,7 +80,7 @@ def fit(args) -> None:
     records = [json.loads(line) for line in open(FEATURES_FILE, encoding="utf-8")]
     x = np.array([c["features"] for r in records for c in r["candidates"]], dtype=float)
     y = np.array([c["right"] for r in records for c in r["candidates"]], dtype=float)
-    weights, bias = fit_logistic(x, y, l2=args.l2)
+    weights, bias = fit_logistic(x, y, l2=args.l2, signs=FEATURE_SIGNS)
 
     def prob(f):
         return 1 / (1 + np.exp(-(np.asarray(f) @ weights + bias)))

@@ -94,11 +94,13 @@ def main(argv=None) -> None:
     p.add_argument("--threshold", type=float, default=None, help="v2: answer when the reader's answerability "
                    "reaches this (default: the shipped reader_threshold in qa/data/confidence.json)")
     p.add_argument("--json", default=None, help="also write the figures here")
-    p.add_argument("--dump", default=None, help="v2: write each question's prediction and answerability here")
+    p.add_argument("--dump", default=None, help="write each question's prediction (v2: and answerability; v1: and "
+                   "its EM and F1) here, for paired comparisons")
     p.add_argument("--no-reread", action="store_true", help="each passage read once (no sentence re-reading)")
     args = p.parse_args(argv)
     if args.v2:
-        rows = [{"id": r["id"], "question": r["question"], "paragraph": r["context"], "answers": r["answers"]}
+        rows = [{"id": r["id"], "question": r["question"], "paragraph": r["context"],
+                 "answers": [a["text"] if isinstance(a, dict) else a for a in r["answers"]]}
                 for r in squad2_rows(args.articles)]
     else:
         rows = [{"id": r["id"], "question": r["question"], "paragraph": r["evidence"][0], "answers": r["answers"]}
@@ -117,6 +119,7 @@ def main(argv=None) -> None:
             dump.append({"id": row["id"], "pred": pred, "has_answer": has_answer, "answers": row["answers"]})
         else:
             scores.append((exact_match(pred, row["answers"]), f1(pred, row["answers"]), True))
+            dump.append({"id": row["id"], "pred": pred, "em": scores[-1][0], "f1": scores[-1][1]})
     seconds = time.perf_counter() - t0
     n = len(rows)
 

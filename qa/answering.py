@@ -297,7 +297,8 @@ def scored_candidates(question: str, search: str, index: Index, settings: Settin
     candidates = [Candidate(passage_chunk(c.ids, index.chunk), c.score) for c in choices]
     candidates = read_candidates(search, candidates, settings)
     candidates = pick_spans(candidates, asked_for(question, kind), settings.span_rules)
-    candidates = score_candidates(candidates, term_weights(index, search), question, kind, model)
+    candidates = score_candidates(candidates, term_weights(index, search), question, kind, model,
+                                  names_unknown=bool(unknown_names(question, index.terms)))
     return sorted(candidates, key=lambda c: -c.probability)
 
 
@@ -328,7 +329,7 @@ def pick_spans(candidates: list[Candidate], asked: Asked, rules: bool = True) ->
 
 
 def score_candidates(candidates: list[Candidate], question_terms: dict[str, float], question: str,
-                     kind: str | None, model: ConfidenceModel) -> list[Candidate]:
+                     kind: str | None, model: ConfidenceModel, names_unknown: bool = False) -> list[Candidate]:
     """Stage: the calibrated probability that each candidate's span answers (qa.confidence)."""
     heaviest = max(question_terms.values(), default=0.0)
     weights = {t: (w if w > 0 else heaviest + 1.0) for t, w in question_terms.items()}  # unknown terms weigh most
@@ -338,7 +339,8 @@ def score_candidates(candidates: list[Candidate], question_terms: dict[str, floa
         coverage = key_term_coverage(weights, set(tokenize(c.chunk.text)))
         has_answer = c.reading.has_answer if c.reading and c.span else 0.0
         margin = c.reading.margin if c.reading and c.span and c.reading.margin is not None else -CLIP
-        feats = passage_features(has_answer, margin, c.relevance, coverage, span_fits(question, kind, text))
+        feats = passage_features(has_answer, margin, c.relevance, coverage, span_fits(question, kind, text),
+                                 names_unknown)
         out.append(replace(c, features=feats, probability=model.probability(feats)))
     return out
 

@@ -15,7 +15,13 @@ from pathlib import Path
 import numpy as np
 
 MODEL_FILE = Path(__file__).resolve().parent / "data" / "confidence.json"
-FEATURES = ("reader_logodds", "span_margin", "relevance_logit", "key_term_coverage", "kind_mismatch")
+FEATURES = ("reader_logodds", "span_margin", "relevance_logit", "key_term_coverage", "kind_mismatch", "names_unknown")
+# The direction each feature may push the probability (fit_logistic's sign constraint): a more answerable reading, a
+# wider span margin, a more relevant passage or more of the question's key terms never make an answer less likely;
+# a span of the wrong kind or a name the corpus never mentions never make it more likely. A weight the data would
+# give the other sign is fitted as 0 (SQuAD 2.0's unanswerable questions, written over their paragraph, share more
+# of its words than answerable ones do: unconstrained, key-term coverage would count against an answer).
+FEATURE_SIGNS = (1, 1, 1, 1, -1, -1)
 CLIP = 12.0
 
 
@@ -25,12 +31,14 @@ def logit(p: float) -> float:
     return max(-CLIP, min(CLIP, math.log(p / (1 - p))))
 
 
-def passage_features(has_answer: float, margin: float, relevance: float, coverage: float, kind_fits: bool
-                     ) -> list[float]:
+def passage_features(has_answer: float, margin: float, relevance: float, coverage: float, kind_fits: bool,
+                     names_unknown: bool) -> list[float]:
     """The features, in FEATURES order: the answerability head's log-odds, the span logits' own best-span-minus-[CLS]
     margin, the cross-encoder's relevance log-odds, the share of the question's key-term weight the passage holds,
-    and whether the span misses the asked kind (a figure or date)."""
-    return [logit(has_answer), max(-CLIP, min(CLIP, margin)), logit(relevance), coverage, 0.0 if kind_fits else 1.0]
+    whether the span misses the asked kind (a figure or date), and whether the question names something the corpus
+    never mentions ("Minsk")."""
+    return [logit(has_answer), max(-CLIP, min(CLIP, margin)), logit(relevance), coverage, 0.0 if kind_fits else 1.0,
+            1.0 if names_unknown else 0.0]
 
 
 def key_term_coverage(question_terms: dict[str, float], passage_terms: set[str]) -> float:
@@ -64,8 +72,27 @@ class ConfidenceModel:
                    float(data.get("reader_threshold", 0.5)))
 
 
-def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float = 1e-2, iterations: int = 50) -> tuple[np.ndarray, float]:
-    """Weights and bias of an L2-regularised logistic regression (Newton's method; x standardised inside)."""
+def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float = 1e-2, signs: tuple[int, ...] | None = None,
+                 iterations: int = 50) -> tuple[np.ndarray, float]:
+    """Weights and bias of an L2-regularised logistic regression; with `signs`, a weight of the wrong sign is fixed
+    at 0 and the rest refitted until none is (an active set)."""
+    keep = list(range(x.shape[1]))
+    while True:
+        w, b = _newton_logistic(x[:, keep], y, l2, iterations)
+        wrong = [k for k, wk in zip(keep, w) if signs is not None and signs[k] * wk < 0]
+        if not wrong:
+            break
+        keep = [k for k in keep if k not in wrong]
+    weights = np.zeros(x.shape[1])
+    weights[keep] = w
+    return weights, b
+
+
+def _newton_logistic(x: np.ndarray, y: np.ndarray, l2: float, iterations: int) -> tuple[np.ndarray, float]:
+    """Newton's method on the standardised features; weights returned on the original scale."""
+    if x.shape[1] == 0:
+        p = float(np.clip(y.mean(), 1e-6, 1 - 1e-6))
+        return np.zeros(0), math.log(p / (1 - p))
     mean, std = x.mean(0), x.std(0) + 1e-9
     z = np.hstack([(x - mean) / std, np.ones((len(x), 1))])
     w = np.zeros(z.shape[1])

@@ -20,6 +20,8 @@ HEAD_FILE = "answerability.npz"  # the answerability head (train/answerability.p
 MAX_TOKENS = 192
 MAX_QUESTION_TOKENS = 48
 MAX_ANSWER_TOKENS = 30
+REREAD_MARGIN = 1.0  # logits: the sentences of spans this close to the best span are read again alone too
+REREAD_SENTENCES = 3  # at most this many sentences a passage
 
 
 @dataclass(frozen=True)
@@ -186,13 +188,23 @@ class Reader:
         return self.reread(q_ids, text, sentences, best) if reread else best
 
     def reread(self, q_ids: list[int], text: str, sentences: list[tuple[int, int]], best: Reading) -> Reading:
-        """The passage's reading with the sentence of its best span read again alone and that sentence's spans
-        rescored by both readings (rescore_in_sentence); whether the passage answers stays the passage's verdict."""
+        """The passage's reading with the sentences of its closest spans read again alone (the best span's, and
+        those of spans within REREAD_MARGIN logits of it) and their spans rescored by both readings
+        (rescore_in_sentences); whether the passage answers stays the passage's verdict."""
         if best.start is None:
             return best
-        s0, e0 = next(((s, e) for s, e in sentences if s <= best.start < e), (0, len(text)))
-        alone = self._read_passage(q_ids, text[s0:e0], [(0, e0 - s0)])
-        spans = rescore_in_sentence(best.alternatives, alone.alternatives, (s0, e0))
+
+        def sentence_of(pos: int) -> tuple[int, int]:
+            return next(((s, e) for s, e in sentences if s <= pos < e), (0, len(text)))
+        chosen = [sentence_of(best.start)]
+        top = max((sc for _, _, sc in best.alternatives), default=best.span_score)
+        for s, _, sc in best.alternatives:
+            if sc < top - REREAD_MARGIN or len(chosen) >= REREAD_SENTENCES:
+                break
+            if sentence_of(s) not in chosen:
+                chosen.append(sentence_of(s))
+        alone = [(s0, e0, self._read_passage(q_ids, text[s0:e0], [(0, e0 - s0)]).alternatives) for s0, e0 in chosen]
+        spans = rescore_in_sentences(best.alternatives, alone)
         if not spans:
             return best
         s, e, _ = spans[0]
@@ -252,22 +264,32 @@ class Reader:
         return Reading(s, e, _sigmoid(score - null), score, null, tuple(spans))
 
 
-def rescore_in_sentence(passage_spans: tuple[tuple[int, int, float], ...],
-                        sentence_spans: tuple[tuple[int, int, float], ...], sentence: tuple[int, int]
-                        ) -> list[tuple[int, int, float]]:
-    """The passage's spans with those inside `sentence` scored by the mean of the two readings (in the passage, and
-    of the sentence alone, offsets local to it), best first; a span one reading lacks gets that reading's lowest
+def rescore_in_sentences(passage_spans: tuple[tuple[int, int, float], ...],
+                         readings: list[tuple[int, int, tuple[tuple[int, int, float], ...]]]
+                         ) -> list[tuple[int, int, float]]:
+    """The passage's spans with those inside each re-read sentence (start, end, its spans read alone, offsets local
+    to it) scored by the mean of the two readings, best first; a span one reading lacks gets that reading's lowest
     score. Two views of the same sentence outvote a passage-level pull towards a name or figure the context primes
-    (SQuAD dev 2,000, gold paragraph: EM/F1 78.0/86.3 -> 78.8/87.0)."""
-    s0, e0 = sentence
-    inside = {(s, e): sc for s, e, sc in passage_spans if s0 <= s < e0}
-    alone = {(s + s0, e + s0): sc for s, e, sc in sentence_spans}
-    if not inside or not alone:
+    (SQuAD dev 2,000, gold paragraph: EM/F1 78.0/86.3 -> 78.8/87.0); re-reading the sentences of near-tied spans
+    too lets the sentence that holds the question's own words win ("Istanbul 2022 | 85,000" over the next row)."""
+    if not passage_spans:
+        return []
+    floor_p = min(sc for _, _, sc in passage_spans)
+    rescored: dict[tuple[int, int], float] = {}
+    covered: list[tuple[int, int]] = []
+    for s0, e0, sentence_spans in readings:
+        inside = {(s, e): sc for s, e, sc in passage_spans if s0 <= s < e0}
+        alone = {(s + s0, e + s0): sc for s, e, sc in sentence_spans}
+        if not inside or not alone:
+            continue
+        covered.append((s0, e0))
+        floor_s = min(alone.values())
+        for s, e in inside.keys() | alone:
+            rescored[(s, e)] = (inside.get((s, e), floor_p) + alone.get((s, e), floor_s)) / 2
+    if not rescored:
         return list(passage_spans)
-    floor_p, floor_s = min(sc for _, _, sc in passage_spans), min(alone.values())
-    rescored = [(s, e, (inside.get((s, e), floor_p) + alone.get((s, e), floor_s)) / 2) for s, e in inside.keys() | alone]
-    rescored.sort(key=lambda t: (-t[2], t[0], t[1]))
-    return rescored + [span for span in passage_spans if not s0 <= span[0] < e0]
+    out = sorted(((s, e, sc) for (s, e), sc in rescored.items()), key=lambda t: (-t[2], t[0], t[1]))
+    return out + [span for span in passage_spans if not any(s0 <= span[0] < e0 for s0, e0 in covered)]
 
 
 def question_tokens(ids: list[int], limit: int = MAX_QUESTION_TOKENS) -> list[int]:

@@ -157,6 +157,11 @@ def test_the_confidence_fit_recovers_a_known_logistic_model():
     y = (rng.random(20000) < p).astype(float)
     weights, bias = fit_logistic(x, y, l2=1e-6)
     assert abs(weights[0] - 1.5) < 0.2 and abs(weights[1] + 2.0) < 0.3 and abs(bias + 4.0) < 0.8
+    # a feature the signs say may only raise the probability gets weight 0 where the data would make it lower it
+    signed, signed_bias = fit_logistic(x, y, l2=1e-6, signs=(1, 1))
+    assert signed[1] == 0.0 and signed[0] > 0 and np.isfinite(signed_bias)
+    kept, _ = fit_logistic(x, y, l2=1e-6, signs=(1, -1))
+    assert np.allclose(kept, weights)
 
 
 def test_key_term_coverage_weighs_each_question_term_by_its_idf():

