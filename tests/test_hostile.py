@@ -6,6 +6,7 @@ import asyncio
 import io
 import json
 import os
+import shutil
 import threading
 import time
 import tracemalloc
@@ -556,3 +557,68 @@ def test_pdf_layout_is_linear_in_pages_and_in_lines_per_page(pages, lines):
     assert text.count("\n") == 1  # one paragraph, continued across every page
     for page, start in zip(doc, starts):  # each page starts where its first line does
         assert text[start:start + len(page[0].text)] == page[0].text
+
+
+# --- the chat app in a real terminal ------------------------------------------------------------------------------
+
+TMUX = shutil.which("tmux")
+
+
+@pytest.mark.skipif(TMUX is None, reason="tmux is not installed")
+def test_a_hostile_passage_in_a_real_terminal_changes_neither_clipboard_nor_title(tmp_path):
+    """`qa chat` in tmux with set-clipboard on: a passage and a file name holding OSC 52 (clipboard), OSC 2 (title)
+    and SGR colours are drawn, and tmux's clipboard buffer and pane title stay untouched."""
+    import subprocess
+    import sys
+
+    from qa import open_index
+
+    qa_bin = Path(sys.executable).with_name("qa")
+    if not qa_bin.exists():
+        pytest.skip("the qa script is not installed in this environment")
+    corpus = write_corpus(tmp_path / "corpus", {
+        f"grid{OSC_CLIPBOARD}.txt": (f"Grid report{OSC_TITLE}\n\nThe transformer station near Lviv was repaired "
+                                     f"in {SGR_RED}nine days{OSC_CLIPBOARD} after the strike.\n"),
+        **SMALL_CORPUS})
+    index_dir = tmp_path / "index"
+    open_index(Settings(corpus=[corpus], index_dir=index_dir, mode="bm25", rerank=False))
+    socket_name = f"qa-hostile-{os.getpid()}"
+    env = {**os.environ, "TERM": "xterm-256color", "XDG_STATE_HOME": str(tmp_path / "state"),
+           "HOME": str(tmp_path / "home")}
+    env.pop("TMUX", None)
+
+    def tmux(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([TMUX, "-L", socket_name, "-f", "/dev/null", *args], capture_output=True, text=True,
+                              env=env)
+
+    cmd = (f"{qa_bin} chat --corpus '{corpus}' --index-dir '{index_dir}' --mode bm25 --no-rerank; sleep 30")
+    try:
+        assert tmux("new-session", "-d", "-s", "hostile", "-x", "120", "-y", "40", cmd).returncode == 0
+        tmux("set-option", "-g", "set-clipboard", "on")
+        tmux("set-option", "-g", "allow-passthrough", "on")
+
+        def screen() -> str:
+            return tmux("capture-pane", "-p", "-t", "hostile").stdout
+
+        def wait_for(text: str) -> str:
+            deadline = time.monotonic() + 90
+            while time.monotonic() < deadline:
+                shown = screen()
+                if text in " ".join(shown.split()):
+                    return shown
+                time.sleep(0.2)
+            raise AssertionError(f"{text!r} not on screen:\n{shown}")
+
+        wait_for("ready")
+        tmux("send-keys", "-t", "hostile", "-l", "how long did the Lviv station repair take?")
+        time.sleep(0.3)
+        tmux("send-keys", "-t", "hostile", "Enter")
+        shown = wait_for("after the strike")
+        assert "␛]52;c;" in shown  # the sequence is drawn as text
+        assert "PWNED" not in tmux("display-message", "-p", "-t", "hostile", "#{pane_title}").stdout
+        buffers = tmux("list-buffers").stdout
+        assert "PWNED" not in buffers and "UFdORUQ" not in buffers  # nothing reached the clipboard
+        raw = tmux("capture-pane", "-p", "-e", "-t", "hostile").stdout
+        assert "\x1b]" not in raw and "\x07" not in raw  # no OSC sequence is on the screen
+    finally:
+        tmux("kill-server")
