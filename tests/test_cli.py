@@ -142,14 +142,16 @@ def test_unreadable_corpus_file_is_reported(tmp_path, capsys, monkeypatch):
     locked = corpus / "locked.txt"
     locked.chmod(0)
     if os.geteuid() == 0:  # root reads files whatever their permissions: refuse as the system would
-        read_bytes = Path.read_bytes
+        import index.ingest
 
-        def refuse(self):
-            if self == locked:
-                raise PermissionError(13, "Permission denied", str(self))
-            return read_bytes(self)
+        open_regular = index.ingest.open_regular
 
-        monkeypatch.setattr(Path, "read_bytes", refuse)
+        def refuse(path):
+            if path == locked:
+                raise PermissionError(13, "Permission denied", str(path))
+            return open_regular(path)
+
+        monkeypatch.setattr(index.ingest, "open_regular", refuse)
     try:
         code = main(["ask", "--corpus", str(locked), "--index-dir", str(tmp_path / "i"), "what?"])
     finally:

@@ -262,7 +262,7 @@ def test_a_file_swapped_for_a_fifo_during_the_build_is_skipped_without_hanging(t
     assert index.source("energy.md").skipped is None
 
 
-def test_a_build_waiting_for_the_lock_gives_up_with_one_line(tmp_path, capsys, monkeypatch):
+def test_a_build_waiting_for_the_lock_gives_up_with_one_line(tmp_path, capsys, monkeypatch, ingest_options):
     import fcntl
 
     from qa.cli import main
