@@ -497,16 +497,19 @@ def cmd_eval(args: argparse.Namespace) -> int:
         print(reports_json(reports))
     else:
         r0 = reports[0]
-        print(f"{args.gold}: {r0.questions} questions ({r0.answerable} answerable, {r0.unanswerable} unanswerable), "
-              f"corpus {index.manifest.corpus_root} ({len(index.manifest.files)} files, {index.manifest.num_chunks} chunks)")
-        print(format_table(reports))
+        def say(text: str) -> None:  # gold questions and document names reach the terminal escaped
+            print(escape_controls(text))
+
+        say(f"{args.gold}: {r0.questions} questions ({r0.answerable} answerable, {r0.unanswerable} unanswerable), "
+            f"corpus {index.manifest.corpus_root} ({len(index.manifest.files)} files, {index.manifest.num_chunks} chunks)")
+        say(format_table(reports))
         if reports[-1].ece is not None and reports[-1].reliability:
-            print(format_reliability(reports[-1]))
+            say(format_reliability(reports[-1]))
         for r in reports:
             if r.unfaithful:
-                print(f"unfaithful citations ({label(r)}): {', '.join(r.unfaithful[:10])}")
+                say(f"unfaithful citations ({label(r)}): {', '.join(r.unfaithful[:10])}")
         print()
-        print(format_misses(reports[-1], args.misses))
+        say(format_misses(reports[-1], args.misses))
     check_min_hit1("hit@1", reports[-1].hit_at_1, args.min_hit1)
     return EXIT_OK
 

@@ -622,3 +622,21 @@ def test_a_hostile_passage_in_a_real_terminal_changes_neither_clipboard_nor_titl
         assert "\x1b]" not in raw and "\x07" not in raw  # no OSC sequence is on the screen
     finally:
         tmux("kill-server")
+
+
+def test_qa_eval_prints_hostile_questions_and_names_escaped(tmp_path, capsys):
+    from qa.cli import main
+
+    name = f"deal{OSC_TITLE}.txt"
+    corpus = write_corpus(tmp_path / "corpus", {name: "The minerals deal 2.0 was signed in April in Kyiv.\n",
+                                                **SMALL_CORPUS})
+    gold = tmp_path / "gold.jsonl"
+    gold.write_text(json.dumps({"id": "h1", "question": f"when was the{OSC_CLIPBOARD} deal signed?",
+                                "answers": ["in March"], "doc": [name], "evidence": ["signed in April"]}) + "\n",
+                    encoding="utf-8")
+    code = main(["eval", str(gold), "--corpus", str(corpus), "--index-dir", str(tmp_path / "index"), "--mode",
+                 "bm25", "--no-rerank", "--misses", "5"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert _raw_controls(out) == [] and _raw_controls(err) == []
+    assert "\\x1b]52;c;" in out  # the missed question is listed, escaped
