@@ -509,14 +509,18 @@ def _collect(files: list[CorpusFile], previous: Previous | None, chunking: Chunk
     left out with a warning; one that keeps changing while read is recorded as skipped, so the next run reads it.
     PDF, HTML, DOCX and EPUB files are read by the extractor (a worker with a time limit) into a text layer stored
     in the generation, and count as changed while read when their stamps moved during extraction; a file skipped
-    before with the same content is skipped again without extracting it.
+    before with the same content is skipped again without extracting it. Any other error while one file is read,
+    decoded, cleaned or chunked skips that file (recorded with its stamps), never the build; only a failure to
+    write the index (a full disk) ends it.
     """
     out = Collected()
     reusable = previous.files if previous is not None else {}
     skipped_before = ({s.doc: s for s in previous.index.manifest.files
                        if s.skipped and s.format != "text" and s.extractor_version == formats.EXTRACTOR_VERSION}
                       if previous is not None else {})
+
     def one(n: int, f: CorpusFile) -> None:
+        """Read (or reuse) file n; any failure of its own is recorded as a skip by the loop below."""
         if progress and f.size >= BIG_FILE:
             progress(f"reading {f.doc} ({f.size / 1e6:.1f} MB)", n - 1, len(files))
         text_file = formats.format_of(f.path) in (None, "text")
