@@ -1,8 +1,8 @@
 """Deterministic benchmark corpora: the seeds, and replicas of seeds + SQuAD articles scaled to N chunks.
 
 Sources (read in place, never copied into the repository):
-  * the 5 seed articles, /work/main/seeds/*.txt;
-  * the 48 SQuAD v1.1 dev articles, /work/shared/bench/squad_v1.1_dev/corpus/*.txt (CC BY-SA 4.0),
+  * the 5 seed articles, seeds/*.txt;
+  * the 48 SQuAD v1.1 dev articles, ../shared/bench/squad_v1.1_dev/corpus/*.txt (CC BY-SA 4.0),
     or $QA_BENCH_SQUAD.
 
 A scaled corpus is built replica by replica, each replica holding every source once, in sorted order:

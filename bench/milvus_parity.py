@@ -1,8 +1,8 @@
 """BM25 ranking parity and query latency, embedded index vs Milvus, over a gold file's questions.
 
     python -m bench.milvus_parity seeds/gold.jsonl --uri http://127.0.0.1:19530
-    python -m bench.milvus_parity /work/shared/bench/squad_v1.1_dev/gold.jsonl \
-        --corpus /work/shared/bench/squad_v1.1_dev/corpus --limit 1000 --uri http://127.0.0.1:19530
+    python -m bench.milvus_parity ../shared/bench/squad_v1.1_dev/gold.jsonl \
+        --corpus ../shared/bench/squad_v1.1_dev/corpus --limit 1000 --uri http://127.0.0.1:19530
 
 Both backends get the same query terms (index.bm25.tokenize); for each question it compares our BM25+ top 10 with
 Milvus's BM25 top 10 (overlap of the two sets, top-1 agreement), and the hybrid first-stage fused top 10 the same

@@ -9,7 +9,6 @@ from typing import NamedTuple
 
 from index.backend import SearchBackend
 from index.bm25 import tokenize
-from index.words import STOPWORDS
 from index.models import Chunk
 from index.store import (Index, IndexCorrupt, IndexOutdated, Progress, Warn, build_index, load_index,
                          nothing_to_search, scan_corpus, stale_reason)
@@ -28,8 +27,8 @@ NO_ANSWER = "no answer found in the documents"
 MAX_PER_DOC = 2
 UNKNOWN_NAME_PENALTY = 0.1  # confidence factor when the question names something absent from the corpus
 NO_SPAN_PENALTY = 0.1
-TYPE_MARGIN = 2.0
-ANSWERS = 0.5  # a passage "answers" (and may join "Sources differ") when its answer is more likely right than wrong  # logits: how far below the reader's best a span of the asked kind may score and still be taken
+KIND_MARGIN = 2.0  # logits: how far below the reader's best a span of the asked kind may score and still be taken
+ANSWERS = 0.5  # a passage "answers" (and may join "Sources differ") when its answer is more likely right than wrong
 
 
 def open_index(settings: Settings, progress: Progress | None = None, warn: Warn | None = None,
@@ -296,7 +295,7 @@ def scored_candidates(question: str, search: str, index: Index, settings: Settin
     """The reader's stages over the chosen passages: read, pick spans, score; most likely answer first."""
     candidates = [Candidate(passage_chunk(c.ids, index.chunk), c.score) for c in choices]
     candidates = read_candidates(search, candidates, settings)
-    candidates = pick_spans(candidates, asked_for(question, kind), settings.span_rules)
+    candidates = pick_spans(candidates, question, kind, settings.span_kind)
     candidates = score_candidates(candidates, term_weights(index, search), question, kind, model,
                                   names_unknown=bool(unknown_names(question, index.terms)))
     return sorted(candidates, key=lambda c: -c.probability)
@@ -321,11 +320,27 @@ def read_candidates(question: str, candidates: list[Candidate], settings: Settin
     return [replace(c, reading=r) for c, r in zip(candidates, readings)]
 
 
-def pick_spans(candidates: list[Candidate], asked: Asked, rules: bool = True) -> list[Candidate]:
-    """Stage: each candidate's span to show: reader_span's choice, or with `rules` off the reader's best span."""
-    def plain(c: Candidate) -> tuple[int, int] | None:
-        return None if c.reading.start is None else trim_span(c.chunk.text, c.reading.start, c.reading.end)
-    return [replace(c, span=reader_span(c.chunk, c.reading, asked) if rules else plain(c)) for c in candidates]
+def pick_spans(candidates: list[Candidate], question: str, kind: str | None, prefer_kind: bool = True
+               ) -> list[Candidate]:
+    """Stage: each candidate's span to show: the reader's best span (after re-reading), trimmed of edge punctuation;
+    for a figure or date question (with `prefer_kind`) its best span of that kind within KIND_MARGIN logits of the
+    best ("peacetime cap of 85,000 active personnel" rather than "peacetime" for "what army cap …")."""
+    def choose(c: Candidate) -> tuple[int, int] | None:
+        r = c.reading
+        if r.start is None:
+            return None
+        best = trim_span(c.chunk.text, r.start, r.end)
+        if not prefer_kind or kind not in ("number", "date"):
+            return best
+        spans = r.alternatives or ((r.start, r.end, r.span_score),)
+        for s, e, score in spans:
+            if spans[0][2] - score > KIND_MARGIN:
+                break
+            s, e = trim_span(c.chunk.text, s, e)
+            if span_fits(question, kind, c.chunk.text[s:e]):
+                return s, e
+        return best
+    return [replace(c, span=choose(c)) for c in candidates]
 
 
 def score_candidates(candidates: list[Candidate], question_terms: dict[str, float], question: str,
@@ -386,63 +401,6 @@ def _read_again(chunks: list[Chunk], readings: list[Reading], which: set[int],
     for i, r in zip(order, again([(chunks[i].text, _local_sentences(chunks[i]), readings[i]) for i in order])):
         out[i] = r
     return out
-
-
-class Asked(NamedTuple):
-    """What a question asks, worked out once for all its passages: its words, the names it gives, the answer kind."""
-
-    words: frozenset[str]
-    names: frozenset[str]
-    kind: str | None
-    question: str
-
-
-def asked_for(question: str, kind: str | None) -> Asked:
-    """The question's answer words and the capitalised names after its first word ("Witkoff" in "who ... Witkoff?")."""
-    names = answer_words(" ".join(t for t in question.split()[1:] if t[:1].isupper()))
-    return Asked(frozenset(answer_words(question)), frozenset(names), kind, question)
-
-
-def reader_span(chunk: Chunk, reading: Reading, asked: Asked) -> tuple[int, int] | None:
-    """The reader's best span that does not merely repeat the question ("Steven Witkoff" for "who drafted the plan
-    with Witkoff?"), for a name question does not restate it ("Witkoff drafted the plan with input from …" for "who
-    drafted the plan?"), and for a figure/date question is of that kind ("peacetime cap of 85,000" rather than
-    "peacetime" for "what army cap"), among its spans within TYPE_MARGIN logits of the best; else its best span
-    (or none, if that only repeats the question)."""
-    if reading.start is None:
-        return None
-    kind = asked.kind
-
-    def echoes(text: str) -> bool:
-        words = answer_words(text)
-        if kind == "name":  # "Steven Witkoff" names the person the question already names
-            named = answer_words(" ".join(t for t in text.split() if t[:1].isupper()))
-            if named & asked.names:
-                return True
-        return bool(words) and words <= asked.words
-
-    best = trim_span(chunk.text, reading.start, reading.end)
-    spans = reading.alternatives or ((reading.start, reading.end, reading.span_score),)
-    for s, e, score in spans:
-        if spans[0][2] - score > TYPE_MARGIN:
-            break
-        s, e = trim_span(chunk.text, s, e)
-        text = chunk.text[s:e]
-        if echoes(text):
-            continue
-        if kind in ("number", "date") and not span_fits(asked.question, kind, text):
-            continue
-        if kind == "name" and restates(text, asked.words):
-            continue
-        return s, e
-    return None if echoes(chunk.text[best[0]:best[1]]) else best
-
-
-def restates(span: str, question_words: frozenset[str]) -> bool:
-    """Whether a span uses a content word of the question in lower case ("drafted", "plan"): a clause that restates
-    the question around its answer, not a name."""
-    lowered = answer_words(" ".join(t for t in span.split() if not t[:1].isupper()))
-    return bool((lowered - STOPWORDS) & question_words)
 
 
 def sentence_texts(chunk: Chunk) -> list[str]:

@@ -71,9 +71,8 @@ class Settings(BaseModel):
     read_candidates: int = Field(default=5, ge=1, description="passages the reader reads before the top_k are kept")
     reread_sentence: bool = Field(default=True, description="the reader reads the sentence of its best span again "
                                                                "alone and picks the span by both readings")
-    span_rules: bool = Field(default=True, description="the shown span passes over one that only repeats the "
-                             "question or, for a name question, restates it, and takes the asked kind (figure, date) "
-                             "within 2 logits of the reader's best (qa.answering.reader_span)")
+    span_kind: bool = Field(default=True, description="for a figure or date question, the shown span is the reader's "
+                            "best span of that kind within 2 logits of its best (qa.answering.pick_spans)")
     span_threshold: float = Field(default=0.3, ge=0.0, le=1.0,
                                   description="the reader reads a passage's best sentence again alone when "
                                   "its answerability reaches this (the top passage always)")
