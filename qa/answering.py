@@ -176,7 +176,9 @@ def answer(question: str, index: Index, settings: Settings, query: str | None = 
     kind = answer_type(question) or (answer_type(search) if search != question else None)
     if reading:
         model = load_confidence_model()
-        candidates = scored_candidates(question, search, index, settings, choices, kind, model)[:settings.top_k]
+        candidates = scored_candidates(question, search, index, settings, choices, kind, model)
+        texts: dict[str, str | None] = {}
+        candidates = [c for c in candidates if still_cited(index, c.chunk, texts)][:settings.top_k]
         threshold = settings.answer_threshold if settings.answer_threshold is not None else model.threshold
         passages = [candidate_passage(index, c, n, threshold) for n, c in enumerate(candidates, 1)]
         confidence = candidates[0].probability if candidates else 0.0
@@ -185,6 +187,8 @@ def answer(question: str, index: Index, settings: Settings, query: str | None = 
             if decision.answered else []
     else:
         chosen = [(passage_chunk(c.ids, index.chunk), c.score) for c in choices]
+        texts = {}
+        chosen = [(chunk, score) for chunk, score in chosen if still_cited(index, chunk, texts)]
         spans = extract_spans(question, [chunk for chunk, _ in chosen], term_weights(index, search), kind)
         scored = [(chunk, score, ex, None, score if ranking.reranked else None)
                   for (chunk, score), ex in zip(chosen, spans)]
@@ -247,6 +251,19 @@ def choose_passages(hits: list[Hit], top_k: int, max_merged_chars: int, max_per_
         per_doc[hit.doc] = per_doc.get(hit.doc, 0) + 1
         chosen.append((Choice([hit.chunk_id], hit.score), hit.doc, hit.start, hit.end))
     return [choice for choice, *_ in chosen]
+
+
+def still_cited(index: Index, chunk: Chunk, texts: dict[str, str | None]) -> bool:
+    """Whether the chunk's text is still what its file (or the file's stored text layer) holds at its offsets: a
+    file edited or removed since the index was built is never cited from the index's copy (`texts` keeps each
+    document read once per answer)."""
+    if chunk.doc not in texts:
+        try:
+            texts[chunk.doc] = index.text(chunk.doc)
+        except OSError:
+            texts[chunk.doc] = None
+    text = texts[chunk.doc]
+    return text is not None and text[chunk.start:chunk.end] == chunk.text
 
 
 def passage_chunk(ids: list[int], chunk: Callable[[int], Chunk]) -> Chunk:

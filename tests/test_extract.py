@@ -272,3 +272,27 @@ def test_a_span_fits_only_the_kind_the_question_asks_for():
     assert span_fits("How much rent per year would Russia pay?", "number", "$2 billion")
     assert span_fits("Who drafted the plan?", "name", "some envoy")  # names are not checked by pattern
     assert not span_fits("How many soldiers?", "number", None)
+
+
+@pytest.mark.parametrize("rerank", [True, False], ids=["rerank", "no-rerank"])
+def test_a_file_edited_after_indexing_is_never_cited_from_the_index(tmp_path, rerank):
+    """An open index (the chat app's) whose file changed under it cites only text the file still holds there."""
+    import shutil
+
+    from qa import Settings, open_index
+
+    from conftest import SEEDS
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    source = next(SEEDS.glob("003_*.txt"))
+    shutil.copyfile(source, corpus / source.name)
+    settings = Settings(corpus=[corpus], index_dir=tmp_path / "index", rerank=rerank)
+    index = open_index(settings)
+    assert any("85,000" in p.text for p in answer(SAMPLE_QUESTION, index, settings).passages)
+    edited = source.read_text(encoding="utf-8").replace("85,000", "95,000")
+    (corpus / source.name).write_text(edited, encoding="utf-8")
+    reply = answer(SAMPLE_QUESTION, index, settings)
+    for p in reply.passages:
+        assert edited[p.citation.start:p.citation.end] == p.text
+    assert not any("85,000" in p.text for p in reply.passages)
