@@ -76,6 +76,8 @@ def child_env(root: Path, pinned: dict | None = None) -> dict:
     env["NO_COLOR"] = "1"
     env["PYTHONPATH"] = str(REPO) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     for key, value in (pinned or {}).items():
+        if value is None:  # unset: the setting's own default (None has no environment spelling)
+            continue
         if isinstance(value, bool):
             value = str(value).lower()
         elif isinstance(value, (dict, list)):
