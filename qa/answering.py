@@ -209,6 +209,7 @@ def answer(question: str, index: Index, settings: Settings, query: str | None = 
         disagreement=len(groups) > 1,
         calibrated=bool(reading),
         query=search if search != question else None,
+        corpus=str(index.corpus_root),
         mode=settings.mode,
         reranked=ranking.reranked,
         seconds=round(time.perf_counter() - t0, 4),

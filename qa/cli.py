@@ -440,7 +440,8 @@ def cmd_index(args: argparse.Namespace) -> int:
     m = index.manifest
     skipped = [f for f in m.files if f.skipped]
     where = index_dir if settings.backend == "embedded" else f"{index.store.uri} ({index.collection})"
-    print(f"{status}: {len(m.files) - len(skipped)} files, {m.num_chunks} chunks, {len(skipped)} skipped, "
+    print(f"{status}: {counted(len(m.files) - len(skipped), 'file')}, {counted(m.num_chunks, 'chunk')}, "
+          f"{len(skipped)} skipped, "
           f"{seconds:.2f} s → {escape_controls(str(where))}")
     return EXIT_OK
 
@@ -501,7 +502,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
             print(escape_controls(text))
 
         say(f"{args.gold}: {r0.questions} questions ({r0.answerable} answerable, {r0.unanswerable} unanswerable), "
-            f"corpus {index.manifest.corpus_root} ({len(index.manifest.files)} files, {index.manifest.num_chunks} chunks)")
+            f"corpus {index.manifest.corpus_root} ({counted(len(index.manifest.files), 'file')}, "
+            f"{counted(index.manifest.num_chunks, 'chunk')})")
         say(format_table(reports))
         if reports[-1].ece is not None and reports[-1].reliability:
             say(format_reliability(reports[-1]))
@@ -552,9 +554,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("qa: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
-    except BrokenPipeError:
-        sys.stderr.close()
-        return EXIT_RUNTIME
+    except BrokenPipeError:  # the reader went away (`qa ask … | head -1`): end quietly, as git and ripgrep do
+        _silence_stdout()
+        return EXIT_OK
     except Exception as exc:  # every failure: one line, its kind's exit code, never a traceback
         if os.environ.get("QA_DEBUG") and not isinstance(exc, QAError):
             raise
@@ -585,9 +587,25 @@ def run() -> None:
     try:
         sys.stdout.flush()
         sys.stderr.flush()
-    except (BrokenPipeError, ValueError):  # a reader that went away, or a closed stream
+    except BrokenPipeError:  # a reader that went away: what it read was all it wanted
+        pass
+    except ValueError:  # a closed stream
         code = code or EXIT_RUNTIME
     os._exit(code)
+
+
+def counted(n: int, noun: str) -> str:
+    """'1 file', '5 files': a count with its noun in the right number."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null, so that nothing more is written to (or flushed into) a closed pipe."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
 
 
 if __name__ == "__main__":

@@ -66,6 +66,8 @@ class Answer(BaseModel):
     calibrated: bool = Field(default=False, description="whether confidence is the calibrated probability "
                                                         "(reader and reranking on)")
     query: str | None = Field(default=None, description="what was searched, when a follow-up was expanded")
+    corpus: str | None = Field(default=None, description="the corpus root the answer came from (citations' doc is "
+                                                         "relative to it)")
     mode: str
     reranked: bool
     seconds: float

@@ -153,6 +153,6 @@ def render_answer(ans: Answer, color: bool = False, width: int = 100) -> str:
     for p, score in zip(ans.passages, display_scores(ans)):
         out.append("")
         out.append(f"[{p.rank}] {cite(p)}  {d}score {score:.2f}{r}")
-        body = " ".join(highlight(p, color).split())
+        body = " ".join((highlight(p, color) if ans.answered else p.text).split())  # "no answer" marks no span
         out.extend(textwrap.wrap(body, width=max(40, width - 4), initial_indent="    ", subsequent_indent="    "))
     return "\n".join(out)

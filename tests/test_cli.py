@@ -241,7 +241,7 @@ def test_index_command_on_a_messy_folder(tmp_path, capsys):
     code = main(["index", str(corpus), "--index-dir", str(tmp_path / "index")])
     out, err = capsys.readouterr()
     assert code == 0, err
-    assert re.search(r"built: 1 files, 1 chunks, 3 skipped, [\d.]+ s", out), out
+    assert re.search(r"built: 1 file, 1 chunk, 3 skipped, [\d.]+ s", out), out
     for name in ("bad.txt", "bin.md", "empty.txt"):
         assert len([line for line in err.splitlines() if name in line]) == 1, err
     assert "Traceback" not in err
@@ -249,3 +249,32 @@ def test_index_command_on_a_messy_folder(tmp_path, capsys):
     code = main(["index", str(corpus), "--index-dir", str(tmp_path / "index")])
     out, err = capsys.readouterr()
     assert code == 0 and "up to date" in out and "bad.txt" not in err
+
+
+def test_a_reader_that_stops_reading_ends_the_batch_quietly(prepared):
+    """`qa ask - < questions | head -1`: the answers the reader took were given; no error line, exit 0."""
+    import subprocess
+
+    from conftest import QA_BIN, cli_env
+
+    corpus, index_dir, cache = prepared
+    questions = "\n".join([SAMPLE_QUESTION, "who drafted the plan with Witkoff?"] * 20) + "\n"
+    proc = subprocess.Popen([str(QA_BIN), "ask", "--json", *base_args(prepared)], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=cli_env(cache))
+    proc.stdin.write(questions.encode())
+    proc.stdin.close()
+    first = json.loads(proc.stdout.readline())
+    proc.stdout.close()  # the reader goes away after one answer
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=300) == 0, err
+    assert first["question"] == SAMPLE_QUESTION and err == ""
+
+
+def test_json_says_which_corpus_answered(prepared, tmp_path):
+    corpus, index_dir, cache = prepared
+    proc = run_qa(["ask", "--json", SAMPLE_QUESTION, *base_args(prepared)], cache, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    reply = json.loads(proc.stdout)
+    assert Path(reply["corpus"]) == Path(corpus).resolve()
+    for p in reply["passages"]:
+        assert (Path(reply["corpus"]) / p["citation"]["doc"]).is_file()

@@ -257,7 +257,7 @@ def test_bad_files_are_skipped_with_one_line_each(tmp_path, isolated_environment
     (folder / "good.txt").write_text("The Istanbul draft of 2022 capped Ukraine's army at 85,000 troops.\n")
     r = run_qa(["index", str(folder), "--index-dir", str(tmp_path / "index")], isolated_environment, timeout=600)
     assert r.returncode == 0, r.stderr
-    assert f"1 files, 1 chunks, {len(BAD_FILES)} skipped" in r.stdout
+    assert f"1 file, 1 chunk, {len(BAD_FILES)} skipped" in r.stdout
     assert "Traceback" not in r.stderr
     lines = [ln for ln in r.stderr.splitlines() if ln.startswith("qa: skipped ")]
     assert len(lines) == len(BAD_FILES), r.stderr

@@ -71,6 +71,13 @@ def test_render_abstention_shows_the_closest_passages():
     ]
 
 
+def test_a_no_answer_reply_marks_no_span_in_its_closest_passages():
+    reply = agreeing().model_copy(update={"answered": False, "message": "no answer found in the documents",
+                                          "answer": None, "groups": []})
+    assert "**" not in render_answer(reply) and "\033[1;33m" not in render_answer(reply, color=True)
+    assert "**85,000**" in render_answer(agreeing())
+
+
 def test_render_in_colour_marks_the_span_and_dims_the_scores():
     text = render_answer(agreeing(), color=True)
     assert "\033[1;33m85,000\033[0m" in text and "\033[2mscore 0.97\033[0m" in text
