@@ -37,9 +37,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 SEEDS_DIR = REPO / "seeds"
-_SQUAD_PLACES = (REPO.parent / "shared/bench/squad_v1.1_dev", Path("/work/shared/bench/squad_v1.1_dev"))
-# $QA_BENCH_SQUAD, else ../shared beside the repo, else /work/shared
-SQUAD_DIR = Path(os.environ.get("QA_BENCH_SQUAD") or next((p for p in _SQUAD_PLACES if p.is_dir()), _SQUAD_PLACES[0]))
+# $QA_BENCH_SQUAD, else ../shared beside the repository
+SQUAD_DIR = Path(os.environ.get("QA_BENCH_SQUAD") or REPO.parent / "shared/bench/squad_v1.1_dev")
 GENERATOR_VERSION = 2
 SEED = 20240601
 BYTES_PER_CHUNK: int | None = None  # None: measured from the sources with the chunking parameters (tests pin it)

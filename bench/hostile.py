@@ -22,6 +22,23 @@ OSC_CLIPBOARD = "\x1b]52;c;UFdORUQtQ0xJUEJPQVJE\x07"  # base64 of PWNED-CLIPBOAR
 SAMPLE_QUESTION = "what army cap did Istanbul 2022 propose?"
 
 
+def make_deep_file(folder: Path, levels: int) -> None:
+    """deep.txt under `levels` nested folders of 250-character names, made with directory descriptors (its own path
+    is too long for any path-based call once levels × 251 passes PATH_MAX)."""
+    deep = os.open(folder, os.O_RDONLY)
+    try:
+        for _ in range(levels):
+            os.mkdir("d" * 250, dir_fd=deep)
+            nxt = os.open("d" * 250, os.O_RDONLY, dir_fd=deep)
+            os.close(deep)
+            deep = nxt
+        fd = os.open("deep.txt", os.O_CREAT | os.O_WRONLY, 0o644, dir_fd=deep)
+        os.write(fd, b"Too deep to open by its path.\n")
+        os.close(fd)
+    finally:
+        os.close(deep)
+
+
 def sparse(path: Path, size: int) -> Path:
     """A file of `size` bytes that takes no disk space (all NULs when read)."""
     with open(path, "wb") as fh:
@@ -110,19 +127,7 @@ def write_hostile(folder: Path, big: bool = False) -> list[str]:
     outside.write_text("A secret outside the corpus: the vault code is 4711.\n", encoding="utf-8")
     (folder / "link-out.txt").symlink_to(outside)
     note("a link to a file outside the corpus")
-    deep = os.open(folder, os.O_RDONLY)
-    try:
-        for _ in range(20):  # a path longer than PATH_MAX (4096)
-            name = "d" * 250
-            os.mkdir(name, dir_fd=deep)
-            nxt = os.open(name, os.O_RDONLY, dir_fd=deep)
-            os.close(deep)
-            deep = nxt
-        fd = os.open("deep.txt", os.O_CREAT | os.O_WRONLY, 0o644, dir_fd=deep)
-        os.write(fd, b"Too deep to open by its path.\n")
-        os.close(fd)
-    finally:
-        os.close(deep)
+    make_deep_file(folder, levels=20)  # a path longer than PATH_MAX (4096)
     note("a file whose path is longer than PATH_MAX")
     return made
 

@@ -151,7 +151,8 @@ class Choice(NamedTuple):
 
 
 class Decision(NamedTuple):
-    """Whether to answer, and the confidence after penalties."""
+    """Whether to answer, and the confidence it rests on (the calibrated probability with the reader, else the
+    retrieval confidence after its penalties)."""
 
     confidence: float
     answered: bool

@@ -14,7 +14,7 @@ from qa.models import GoldItem, ItemResult
 
 ROOT = Path(__file__).resolve().parent.parent
 SEEDS = ROOT / "seeds"
-SQUAD = SQUAD_DIR  # the copy bench/ reads: ../shared beside the repo, or /work/shared
+SQUAD = SQUAD_DIR  # the copy bench/ reads: $QA_BENCH_SQUAD, else ../shared beside the repository
 
 
 @pytest.mark.parametrize("name", ["gold.jsonl", "heldout.jsonl"])

@@ -204,19 +204,10 @@ def test_a_file_name_with_invalid_utf8_is_skipped_and_shown_escaped(tmp_path, ca
 
 
 def test_a_path_longer_than_path_max_is_skipped_and_the_rest_is_indexed(tmp_path):
+    from bench.hostile import make_deep_file
+
     corpus = write_corpus(tmp_path / "corpus", SMALL_CORPUS)
-    fd = os.open(corpus, os.O_RDONLY)
-    try:
-        for _ in range(18):
-            os.mkdir("d" * 250, dir_fd=fd)
-            nxt = os.open("d" * 250, os.O_RDONLY, dir_fd=fd)
-            os.close(fd)
-            fd = nxt
-        made = os.open("deep.txt", os.O_CREAT | os.O_WRONLY, 0o644, dir_fd=fd)
-        os.write(made, b"Too deep to open by its path.\n")
-        os.close(made)
-    finally:
-        os.close(fd)
+    make_deep_file(corpus, levels=18)
     index, warnings, s = _build(corpus, tmp_path)  # before: the whole corpus failed ("File name too long")
     assert sorted(f.doc for f in index.manifest.files) == ["energy.md", "notes/minerals.txt"]
     assert any("File name too long" in w for w in warnings)
